@@ -1,0 +1,277 @@
+// Package tickets holds ticketd's domain types and their storage in
+// PostgreSQL. Every query runs through a DBTX, so the same Store works on the
+// pool or inside a transaction (InTx).
+package tickets
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when a row does not exist; pgx.ErrNoRows never
+// leaves this package.
+var ErrNotFound = errors.New("tickets: not found")
+
+// Status is where a ticket is in its lifecycle.
+type Status string
+
+const (
+	StatusTodo       Status = "todo"
+	StatusInProgress Status = "in_progress"
+	StatusCompleted  Status = "completed"
+)
+
+// Statuses lists every status in lifecycle order.
+var Statuses = []Status{StatusTodo, StatusInProgress, StatusCompleted}
+
+// ParseStatus accepts the canonical names and the aliases people write in
+// mail ("open", "doing", "done", "closed", "resolved", "In-Progress").
+func ParseStatus(s string) (Status, error) {
+	switch normalizeWord(s) {
+	case "todo", "to-do", "open", "new", "reopen", "reopened":
+		return StatusTodo, nil
+	case "in-progress", "inprogress", "progress", "doing", "working", "started", "active":
+		return StatusInProgress, nil
+	case "completed", "complete", "done", "closed", "close", "resolved", "resolve", "fixed", "solved":
+		return StatusCompleted, nil
+	}
+	return "", fmt.Errorf("unknown status %q (want todo, in-progress or completed)", s)
+}
+
+// Label is the name people read: To-Do, In-Progress, Completed.
+func (s Status) Label() string {
+	switch s {
+	case StatusTodo:
+		return "To-Do"
+	case StatusInProgress:
+		return "In-Progress"
+	case StatusCompleted:
+		return "Completed"
+	}
+	return string(s)
+}
+
+// Priority is how urgent a ticket is.
+type Priority string
+
+const (
+	PriorityLow    Priority = "low"
+	PriorityMedium Priority = "medium"
+	PriorityHigh   Priority = "high"
+)
+
+// Priorities lists every priority from most to least urgent.
+var Priorities = []Priority{PriorityHigh, PriorityMedium, PriorityLow}
+
+// ParsePriority accepts low, medium and high, and a few common synonyms.
+func ParsePriority(s string) (Priority, error) {
+	switch normalizeWord(s) {
+	case "low", "minor", "p3":
+		return PriorityLow, nil
+	case "medium", "normal", "med", "p2":
+		return PriorityMedium, nil
+	case "high", "urgent", "critical", "p1":
+		return PriorityHigh, nil
+	}
+	return "", fmt.Errorf("unknown priority %q (want low, medium or high)", s)
+}
+
+// Role is what a user may do.
+type Role string
+
+const (
+	RoleUser      Role = "user"
+	RoleModerator Role = "moderator"
+	RoleAdmin     Role = "admin"
+)
+
+// ParseRole accepts user, moderator and admin.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(normalizeWord(s)); r {
+	case RoleUser, RoleModerator, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want user, moderator or admin)", s)
+}
+
+// IsStaff reports whether the role works tickets (moderator or admin).
+func (r Role) IsStaff() bool { return r == RoleModerator || r == RoleAdmin }
+
+// Channel is how a change reached ticketd, for the audit log.
+type Channel string
+
+const (
+	ChannelMail   Channel = "mail"
+	ChannelWeb    Channel = "web"
+	ChannelAPI    Channel = "api"
+	ChannelAI     Channel = "ai"
+	ChannelCLI    Channel = "cli"
+	ChannelSystem Channel = "system"
+)
+
+func normalizeWord(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.ReplaceAll(s, "_", "-")
+	return strings.ReplaceAll(s, " ", "-")
+}
+
+// NormalizeSkills lower-cases, trims, de-duplicates and sorts skills, so that
+// "Postgres, networking ,postgres" becomes [networking postgres].
+func NormalizeSkills(skills []string) []string {
+	seen := make(map[string]bool, len(skills))
+	out := make([]string, 0, len(skills))
+	for _, s := range skills {
+		s = strings.Join(strings.Fields(strings.ToLower(s)), "-")
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SplitSkills parses a comma-separated skill list.
+func SplitSkills(s string) []string {
+	return NormalizeSkills(strings.Split(s, ","))
+}
+
+// NormalizeEmail trims an address and lower-cases it. Local parts are
+// case-sensitive in theory (RFC 5321 2.4) but not in any mailbox people use,
+// and ticketd matches people by address.
+func NormalizeEmail(s string) string {
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// User is anyone ticketd knows.
+type User struct {
+	ID             int64
+	Email          string
+	Name           string
+	Role           Role
+	Skills         []string
+	PasswordHash   *string
+	Active         bool
+	BouncingSince  *time.Time
+	LastAssignedAt *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Display is the user's name, or their address when they have none.
+func (u User) Display() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Email
+}
+
+// Ticket is one support request.
+type Ticket struct {
+	ID               int64
+	Subject          string
+	Description      string
+	Status           Status
+	Priority         Priority
+	RequesterID      int64
+	AssigneeID       *int64
+	Skills           []string
+	SuggestedSkills  []string
+	Category         string
+	Language         string
+	Summary          string
+	HelpfulNotes     string
+	FirstResponse    string
+	AssignmentReason string
+	AutoKind         string
+	LinkedTicketID   *int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	TriagedAt        *time.Time
+	AssignedAt       *time.Time
+	CompletedAt      *time.Time
+}
+
+// Direction says whether a message came in or went out.
+type Direction string
+
+const (
+	Inbound  Direction = "inbound"
+	Outbound Direction = "outbound"
+)
+
+// MessageKind tells the opening mail, replies, internal notes and system
+// notes (automatic mail attached to a ticket) apart.
+type MessageKind string
+
+const (
+	KindOpening MessageKind = "opening"
+	KindReply   MessageKind = "reply"
+	KindNote    MessageKind = "note"
+	KindSystem  MessageKind = "system"
+)
+
+// Message is one entry of a ticket's thread.
+type Message struct {
+	ID           int64
+	TicketID     int64
+	Direction    Direction
+	Kind         MessageKind
+	Internal     bool
+	AuthorID     *int64
+	MessageID    string
+	InReplyTo    string
+	Refs         []string
+	FromAddress  string
+	FromName     string
+	ToAddresses  []string
+	CcAddresses  []string
+	Subject      string
+	TextBody     string
+	HTMLBody     string
+	ReplyText    string
+	Signature    string
+	AutoKind     string
+	ThreadRule   string
+	RawMessageID *int64
+	CreatedAt    time.Time
+}
+
+// Attachment is a file that came with a message.
+type Attachment struct {
+	ID          int64
+	MessageID   int64
+	Filename    string
+	ContentType string
+	ContentID   string
+	Inline      bool
+	Size        int64
+	SHA256      []byte
+	Data        []byte
+}
+
+// AuditEntry records who changed what, through which channel.
+type AuditEntry struct {
+	ID        int64
+	TicketID  *int64
+	ActorID   *int64
+	Channel   Channel
+	Action    string
+	OldValue  string
+	NewValue  string
+	Detail    string
+	CreatedAt time.Time
+}
+
+// Event names, as the workflow engine knows them.
+const (
+	EventCreated       = "ticket.created"
+	EventAssigned      = "ticket.assigned"
+	EventStatusChanged = "ticket.status_changed"
+	EventCompleted     = "ticket.completed"
+	EventReplied       = "ticket.replied"
+)
