@@ -108,6 +108,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_ticket_idx ON messages (ticket_id, created_at);
 CREATE INDEX messages_raw_idx ON messages (raw_message_id);
+CREATE INDEX messages_message_id_idx ON messages (message_id);
 
 CREATE TABLE attachments (
     id           bigserial PRIMARY KEY,

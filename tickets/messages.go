@@ -1,0 +1,121 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const messageColumns = `id, ticket_id, direction, kind, internal, author_id, message_id, in_reply_to, refs,
+	from_address, from_name, to_addresses, cc_addresses, subject, text_body, html_body, reply_text,
+	signature, auto_kind, thread_rule, raw_message_id, created_at`
+
+func scanMessage(row pgx.Row) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.TicketID, &m.Direction, &m.Kind, &m.Internal, &m.AuthorID, &m.MessageID,
+		&m.InReplyTo, &m.Refs, &m.FromAddress, &m.FromName, &m.ToAddresses, &m.CcAddresses, &m.Subject,
+		&m.TextBody, &m.HTMLBody, &m.ReplyText, &m.Signature, &m.AutoKind, &m.ThreadRule,
+		&m.RawMessageID, &m.CreatedAt)
+	return m, notFound(err)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// InsertMessage adds a message to a ticket's thread.
+func (s *Store) InsertMessage(ctx context.Context, m Message) (Message, error) {
+	if m.Kind == "" {
+		m.Kind = KindReply
+	}
+	if m.AutoKind == "" {
+		m.AutoKind = "none"
+	}
+	out, err := scanMessage(s.db.QueryRow(ctx, `
+		INSERT INTO messages (ticket_id, direction, kind, internal, author_id, message_id, in_reply_to,
+			refs, from_address, from_name, to_addresses, cc_addresses, subject, text_body, html_body,
+			reply_text, signature, auto_kind, thread_rule, raw_message_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		RETURNING `+messageColumns,
+		m.TicketID, m.Direction, m.Kind, m.Internal, m.AuthorID, m.MessageID, m.InReplyTo, nonNil(m.Refs),
+		m.FromAddress, m.FromName, nonNil(m.ToAddresses), nonNil(m.CcAddresses), m.Subject, m.TextBody,
+		m.HTMLBody, m.ReplyText, m.Signature, m.AutoKind, m.ThreadRule, m.RawMessageID))
+	if err != nil {
+		return Message{}, fmt.Errorf("insert message %q into ticket %d: %w", m.MessageID, m.TicketID, err)
+	}
+	return out, nil
+}
+
+// Message returns the message with that id.
+func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
+	m, err := scanMessage(s.db.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+	if err != nil {
+		return Message{}, fmt.Errorf("select message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// Messages returns a ticket's thread, oldest first.
+func (s *Store) Messages(ctx context.Context, ticketID int64) ([]Message, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE ticket_id = $1
+		ORDER BY created_at, id`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("select messages of ticket %d: %w", ticketID, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("select messages of ticket %d: %w", ticketID, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// ThreadMessageIDs returns every RFC 5322 Message-ID of a ticket's thread,
+// received or sent, oldest first.
+func (s *Store) ThreadMessageIDs(ctx context.Context, ticketID int64) ([]string, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT message_id FROM (
+			SELECT message_id, created_at, 0 AS src, id FROM messages WHERE ticket_id = $1
+			UNION ALL
+			SELECT message_id, created_at, 1 AS src, id FROM mail_outbox WHERE ticket_id = $1
+				AND message_id NOT IN (SELECT message_id FROM messages WHERE ticket_id = $1)
+		) t ORDER BY created_at, src, id`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("select thread of ticket %d: %w", ticketID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("select thread of ticket %d: %w", ticketID, err)
+	}
+	return ids, nil
+}
+
+// TicketByMessageID finds the ticket of the first of ids that ticketd has
+// received or sent. It returns ErrNotFound when none is known.
+func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (ticketID int64, matched string, err error) {
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		err := s.db.QueryRow(ctx, `
+			SELECT ticket_id FROM messages WHERE message_id = $1
+			UNION ALL
+			SELECT ticket_id FROM mail_outbox WHERE message_id = $1 AND ticket_id IS NOT NULL
+			LIMIT 1`, id).Scan(&ticketID)
+		if err == nil {
+			return ticketID, id, nil
+		}
+		if err != pgx.ErrNoRows {
+			return 0, "", fmt.Errorf("find ticket of message %q: %w", id, err)
+		}
+	}
+	return 0, "", ErrNotFound
+}
