@@ -66,8 +66,8 @@ func (s *Store) SetStatus(ctx context.Context, ticketID int64, to Status, a Acto
 		return c, nil
 	}
 	if _, err := s.db.Exec(ctx, `
-		UPDATE tickets SET status = $2, updated_at = now(),
-			completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE NULL END
+		UPDATE tickets SET status = $2::ticket_status, updated_at = now(),
+			completed_at = CASE WHEN $2::ticket_status = 'completed' THEN now() ELSE NULL END
 		WHERE id = $1`, ticketID, to); err != nil {
 		return Change{}, fmt.Errorf("update status of ticket %d: %w", ticketID, err)
 	}
