@@ -1,0 +1,535 @@
+package mailparse
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// field is one header field, unfolded, its value still raw (not decoded).
+type field struct {
+	Name  string
+	Value string
+}
+
+// header is the fields of a message or part, in order.
+type header []field
+
+func (h header) get(name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+func (h header) has(name string) bool {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h header) values(name string) []string {
+	var vs []string
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
+// splitHeader separates the header section from the body at the first
+// empty line (RFC 5322 2.1). The input has LF line endings.
+func splitHeader(b []byte) (head, body []byte) {
+	if len(b) > 0 && b[0] == '\n' {
+		return nil, b[1:]
+	}
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		return b[:i+1], b[i+2:]
+	}
+	return b, nil
+}
+
+// isFieldName reports whether s is an RFC 5322 2.2 field name: printable
+// US-ASCII except colon. A space before the colon is tolerated (obs-
+// syntax, RFC 5322 4.5).
+func fieldNameEnd(line []byte) int {
+	for i, c := range line {
+		if c == ':' {
+			if i == 0 {
+				return -1
+			}
+			return i
+		}
+		if c <= ' ' || c > '~' {
+			// "Subject : x" is obsolete syntax but seen.
+			if c == ' ' || c == '\t' {
+				rest := bytes.TrimLeft(line[i:], " \t")
+				if len(rest) > 0 && rest[0] == ':' && i > 0 {
+					return i + (len(line[i:]) - len(rest))
+				}
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// parseHeader reads header fields leniently. Lines that are neither a field
+// nor a continuation are joined to the previous field, as most readers do.
+func parseHeader(head []byte, m *Message, where string) header {
+	var h header
+	lines := bytes.Split(head, []byte("\n"))
+	for i, line := range lines {
+		if len(line) == 0 {
+			continue
+		}
+		if i == 0 && bytes.HasPrefix(line, []byte("From ")) {
+			continue // mbox separator line
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// RFC 5322 2.2.3: unfolding removes the CRLF before WSP.
+			if len(h) == 0 {
+				// A continuation without a field: the first field was
+				// indented by mistake.
+				trimmed := bytes.TrimLeft(line, " \t")
+				if n := fieldNameEnd(trimmed); n > 0 {
+					m.problem("%s: header starts with white space; read as a field", where)
+					h = append(h, field{Name: strings.TrimSpace(string(trimmed[:n])), Value: strings.TrimSpace(string(trimmed[n+1:]))})
+				}
+				continue
+			}
+			h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
+			continue
+		}
+		n := fieldNameEnd(line)
+		if n <= 0 {
+			if len(h) > 0 {
+				m.problem("%s: header line without a field name; joined to %s", where, h[len(h)-1].Name)
+				h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
+			} else {
+				m.problem("%s: header line without a field name dropped", where)
+			}
+			continue
+		}
+		h = append(h, field{Name: strings.TrimSpace(string(line[:n])), Value: strings.TrimSpace(string(line[n+1:]))})
+	}
+	return h
+}
+
+// looksLikeHeader reports whether b starts with a header field, so that a
+// part or message that starts with its body can be told apart.
+func looksLikeHeader(b []byte) bool {
+	line := b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line = b[:i]
+	}
+	if bytes.HasPrefix(line, []byte("From ")) {
+		return true
+	}
+	line = bytes.TrimLeft(line, " \t")
+	n := fieldNameEnd(line)
+	return n > 0
+}
+
+// headerText decodes a raw header value to UTF-8: 8-bit bytes are read in
+// the fallback charset (RFC 6532 allows UTF-8; anything else is a legacy
+// mailer), then RFC 2047 encoded words are decoded.
+func headerText(v, fallback string, m *Message) string {
+	if !utf8.ValidString(v) {
+		if m != nil {
+			m.problem("8-bit bytes in a header read as %s", fallbackName(fallback))
+		}
+		v = toUTF8([]byte(v), fallback)
+	}
+	if strings.Contains(v, "=?") {
+		v = decodeWords(v, m)
+	}
+	return cleanControl(v)
+}
+
+func fallbackName(cs string) string {
+	if cs == "" {
+		return "windows-1252"
+	}
+	return cs
+}
+
+// cleanControl drops control characters other than tab from a header value.
+func cleanControl(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// encodedWord matches an RFC 2047 encoded word. The text part is allowed to
+// hold spaces and '?' between '=' hex pairs is not checked: real mailers
+// break the grammar in both ways. RFC 2231 5 adds an optional *language.
+var encodedWord = regexp.MustCompile(`=\?([^?\s]{1,60})\?([bBqQ])\?(.*?)\?=`)
+
+// unterminatedWord matches an encoded word whose "?=" is missing at the end.
+var unterminatedWord = regexp.MustCompile(`=\?([^?\s]{1,60})\?([bBqQ])\?([^\s]*)$`)
+
+// decodeWords decodes RFC 2047 encoded words in a header value. Adjacent
+// encoded words are joined without the white space between them (RFC 2047
+// 6.2), and their bytes are joined before charset decoding, because
+// mailers split multi-byte characters across words.
+func decodeWords(v string, m *Message) string {
+	locs := encodedWord.FindAllStringSubmatchIndex(v, -1)
+	if len(locs) == 0 {
+		if loc := unterminatedWord.FindStringSubmatchIndex(v); loc != nil {
+			if m != nil {
+				m.problem("encoded word without its closing ?=")
+			}
+			locs = [][]int{loc}
+		} else {
+			return v
+		}
+	}
+	var b strings.Builder
+	last := 0
+	var pendCharset string
+	var pend []byte
+	flush := func() {
+		if pend != nil {
+			b.WriteString(charsetText(pend, pendCharset, m))
+			pend = nil
+		}
+	}
+	for _, loc := range locs {
+		between := v[last:loc[0]]
+		switch {
+		case pend == nil:
+			b.WriteString(between)
+		case strings.TrimSpace(between) == "":
+			// RFC 2047 6.2: white space between adjacent encoded words
+			// is not displayed.
+		default:
+			flush()
+			b.WriteString(between)
+		}
+		cs := v[loc[2]:loc[3]]
+		if i := strings.IndexByte(cs, '*'); i >= 0 {
+			cs = cs[:i] // RFC 2231 5: charset*language
+		}
+		enc := v[loc[4]:loc[5]]
+		text := v[loc[6]:loc[7]]
+		var raw []byte
+		if enc == "b" || enc == "B" {
+			raw = decodeBase64Lenient([]byte(text))
+		} else {
+			raw = decodeQWord(text)
+		}
+		if pend != nil && !strings.EqualFold(cs, pendCharset) {
+			flush()
+		}
+		pendCharset = cs
+		pend = append(pend, raw...)
+		if pend == nil {
+			pend = []byte{}
+		}
+		last = loc[1]
+	}
+	flush()
+	b.WriteString(v[last:])
+	return b.String()
+}
+
+// decodeQWord decodes the RFC 2047 4.2 "Q" encoding.
+func decodeQWord(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_':
+			out = append(out, ' ')
+		case c == '=' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
+}
+
+// decodeBase64Lenient decodes base64 and ignores what does not belong:
+// line breaks, stray characters, missing or misplaced padding. A run of
+// padding in the middle ends one chunk and starts the next, as when
+// mailers concatenate encoded pieces.
+func decodeBase64Lenient(b []byte) []byte {
+	out := make([]byte, 0, len(b)*3/4+3)
+	chunk := make([]byte, 0, len(b))
+	flush := func() {
+		if n := len(chunk) % 4; n == 1 {
+			chunk = chunk[:len(chunk)-1]
+		}
+		if len(chunk) == 0 {
+			return
+		}
+		dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(chunk)))
+		n, _ := base64.RawStdEncoding.Decode(dst, chunk)
+		out = append(out, dst[:n]...)
+		chunk = chunk[:0]
+	}
+	for _, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+			chunk = append(chunk, c)
+		case c == '-':
+			chunk = append(chunk, '+') // base64url, seen in the wild
+		case c == '_':
+			chunk = append(chunk, '/')
+		case c == '=':
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// base64Clean reports whether b holds only base64 characters and white space.
+func base64Clean(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/', c == '=', c == '\n', c == '\r', c == ' ', c == '\t':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseAddressList parses an address-list (RFC 5322 3.4) with encoded-word
+// display names (RFC 2047 5), falling back to a lenient reading when the
+// strict grammar fails.
+func parseAddressList(v, fallback string, m *Message) []Address {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	if !utf8.ValidString(v) {
+		v = toUTF8([]byte(v), fallback)
+	}
+	p := mail.AddressParser{WordDecoder: wordDecoder}
+	if list, err := p.ParseList(v); err == nil {
+		out := make([]Address, 0, len(list))
+		for _, a := range list {
+			name := a.Name
+			if strings.Contains(name, "=?") {
+				name = decodeWords(name, m)
+			}
+			out = append(out, Address{Name: cleanControl(strings.TrimSpace(name)), Address: normAddr(a.Address)})
+		}
+		return out
+	}
+	if m != nil {
+		m.problem("address list %.60q does not follow RFC 5322; read leniently", v)
+	}
+	return lenientAddresses(v, m)
+}
+
+// lenientAddresses splits an address list on commas outside quotes and
+// angle brackets and takes from each item what looks like an address.
+func lenientAddresses(v string, m *Message) []Address {
+	var items []string
+	depthAngle, inQuote, start := 0, false, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && inQuote:
+			i++
+		case c == '"':
+			inQuote = !inQuote
+		case c == '<' && !inQuote:
+			depthAngle++
+		case c == '>' && !inQuote && depthAngle > 0:
+			depthAngle--
+		case (c == ',' || c == ';') && !inQuote && depthAngle == 0:
+			items = append(items, v[start:i])
+			start = i + 1
+		}
+	}
+	items = append(items, v[start:])
+	var out []Address
+	for _, it := range items {
+		it = strings.TrimSpace(it)
+		if it == "" {
+			continue
+		}
+		var a Address
+		if l, r := strings.LastIndexByte(it, '<'), strings.LastIndexByte(it, '>'); l >= 0 && r > l {
+			a.Address = strings.TrimSpace(it[l+1 : r])
+			a.Name = strings.TrimSpace(it[:l] + it[r+1:])
+		} else if l >= 0 {
+			a.Address = strings.TrimSpace(it[l+1:])
+			a.Name = strings.TrimSpace(it[:l])
+		} else {
+			for _, w := range strings.Fields(it) {
+				if strings.Contains(w, "@") {
+					a.Address = strings.Trim(w, "()[]\"'")
+					a.Name = strings.TrimSpace(strings.Replace(it, w, "", 1))
+					break
+				}
+			}
+			if a.Address == "" {
+				a.Name = it
+			}
+		}
+		// Group syntax "name: a@b;" leaves "name:" before the first item.
+		if i := strings.IndexByte(a.Address, ':'); i >= 0 {
+			a.Address = strings.TrimSpace(a.Address[i+1:])
+		}
+		a.Name = strings.Trim(strings.TrimSpace(a.Name), "\"'")
+		a.Name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(a.Name, "("), ")"))
+		a.Name = strings.ReplaceAll(a.Name, `\"`, `"`)
+		if strings.Contains(a.Name, "=?") {
+			a.Name = decodeWords(a.Name, m)
+		}
+		a.Name = cleanControl(a.Name)
+		a.Address = normAddr(a.Address)
+		if a.Address == "" && a.Name == "" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// normAddr lower-cases the domain of an addr-spec.
+func normAddr(a string) string {
+	a = strings.TrimSpace(a)
+	a = strings.TrimPrefix(a, "mailto:")
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		return a[:i+1] + strings.ToLower(a[i+1:])
+	}
+	return a
+}
+
+var msgIDRe = regexp.MustCompile(`<([^<>\s]+)>`)
+
+// parseMsgIDs returns the msg-ids of an In-Reply-To or References field
+// (RFC 5322 3.6.4) without angle brackets. Ids without brackets are taken
+// as white-space separated words.
+func parseMsgIDs(v string) []string {
+	var ids []string
+	for _, mm := range msgIDRe.FindAllStringSubmatch(v, -1) {
+		ids = append(ids, mm[1])
+	}
+	if len(ids) == 0 {
+		for _, w := range strings.Fields(v) {
+			w = strings.Trim(w, "<>,")
+			if strings.Contains(w, "@") {
+				ids = append(ids, w)
+			}
+		}
+	}
+	return ids
+}
+
+func parseMsgID(v string) string {
+	ids := parseMsgIDs(v)
+	if len(ids) > 0 {
+		return ids[0]
+	}
+	return strings.Trim(strings.TrimSpace(v), "<>")
+}
+
+var (
+	dateComment = regexp.MustCompile(`\([^)]*\)`)
+	dateSpaces  = regexp.MustCompile(`\s+`)
+)
+
+var dateLayouts = []string{
+	"2 Jan 2006 15:04:05 -0700",
+	"2 Jan 2006 15:04 -0700",
+	"2 Jan 2006 15:04:05 MST",
+	"2 Jan 2006 15:04:05",
+	"2 Jan 06 15:04:05 -0700",
+	"2 Jan 06 15:04:05 MST",
+	"Jan 2 2006 15:04:05 -0700",
+	"Jan 2 15:04:05 2006",
+	"Jan 2 15:04:05 MST 2006",
+	"2 January 2006 15:04:05 -0700",
+	"2006-01-02 15:04:05 -0700",
+	"2006-01-02T15:04:05Z07:00",
+	"2006-01-02 15:04:05",
+	"2 Jan 2006 15:04:05 -07",
+	"2 Jan 2006 15:04:05 -0700 MST",
+	"2 Jan 2006 15.04.05 -0700",
+	"2-Jan-2006 15:04:05 -0700",
+	"2 Jan 2006",
+}
+
+// parseDate reads an RFC 5322 3.3 date-time, and the obsolete and broken
+// forms that mailers write, leniently.
+func parseDate(v string) (time.Time, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, false
+	}
+	if t, err := mail.ParseDate(v); err == nil {
+		return t, true
+	}
+	s := dateComment.ReplaceAllString(v, " ")
+	s = strings.ReplaceAll(s, ",", " ")
+	s = dateSpaces.ReplaceAllString(strings.TrimSpace(s), " ")
+	// Drop a leading day name.
+	if i := strings.IndexByte(s, ' '); i > 0 && len(s) > 0 && (s[0] < '0' || s[0] > '9') {
+		day := strings.ToLower(strings.TrimSuffix(s[:i], "."))
+		if len(day) >= 3 && strings.Contains("monday tuesday wednesday thursday friday saturday sunday", day) {
+			s = s[i+1:]
+		}
+	}
+	// "+0000 GMT" after a numeric zone, or "GMT+0100".
+	s = strings.Replace(s, "GMT+", "+", 1)
+	s = strings.Replace(s, "UTC+", "+", 1)
+	for _, l := range dateLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	// Keep only the first five fields: "2 Jan 2006 15:04:05 -0700 junk".
+	if f := strings.Fields(s); len(f) > 5 {
+		s = strings.Join(f[:5], " ")
+		for _, l := range dateLayouts {
+			if t, err := time.Parse(l, s); err == nil {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
