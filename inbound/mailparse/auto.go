@@ -135,15 +135,18 @@ func classify(p *parser, h header) {
 	daemon := daemonSender(m, p.opt.EnvelopeFrom, h)
 	subj := bounceSubject.MatchString(m.Subject)
 	text := bounceText(m)
-	if (daemon != "" && (subj || text)) || (subj && text) {
+	returned := p.report.original != nil || len(p.report.originalHeader) > 0
+	if (daemon != "" && (subj || text)) || (subj && text) || (text && returned && !replySubject.MatchString(m.Subject)) {
 		reason := "bounce: "
 		switch {
 		case daemon != "" && subj:
 			reason += daemon + " and subject " + fmt.Sprintf("%q", truncate(m.Subject, 60))
 		case daemon != "":
 			reason += daemon + " and a delivery failure text"
-		default:
+		case subj:
 			reason += fmt.Sprintf("subject %q and a delivery failure text", truncate(m.Subject, 60))
+		default:
+			reason += "a delivery failure text above the returned message"
 		}
 		*a = Auto{Kind: KindBounce, Reason: reason, Recipients: bounceRecipients(p, h)}
 		return
@@ -232,7 +235,10 @@ func appendUnique(list []string, s string) []string {
 	return append(list, s)
 }
 
-var daemonLocal = regexp.MustCompile(`(?i)^(mailer-daemon|mailer_daemon|maildaemon|mail-daemon|mailerdaemon|postmaster|mdaemon|mail\.daemon|bounce|bounces|mail-delivery|maildelivery|mailadmin|mail-admin|nobody|root)$`)
+// replySubject matches the subject of a reply or forward written by a person.
+var replySubject = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|tr|sv|vs|rv|r|odp|antw)\s*(\[\d+\])?\s*:`)
+
+var daemonLocal = regexp.MustCompile(`(?i)^(mailer-daemon|mailer_daemon|maildaemon|mail-daemon|mailerdaemon|post_?master|mdaemon|mail\.daemon|bounce|bounces|mail-delivery|maildelivery|mailadmin|mail-admin|nobody|root)$`)
 
 var daemonName = regexp.MustCompile(`(?i)mail delivery (system|subsystem|service)|mailer[- ]daemon|postmaster|mail administrator|mail system|delivery status notification|returned mail|microsoft outlook|mail delivery|mta|system administrator|administrador de correo`)
 
@@ -281,7 +287,8 @@ var bounceSubject = regexp.MustCompile(`(?i)^\s*(\[[^\]]*\]\s*)?(` +
 	`error sending message|mail not delivered|your message (was|couldn't be|could not be|wasn't) delivered|` +
 	`your message to .* (was|has been) (rejected|blocked|not delivered)|` +
 	`returned message|bounced? (mail|message)|unable to deliver|delivery to .* failed|` +
-	`mail returned|message you sent (was|has been) blocked|delivery (failure|error)` +
+	`mail returned|message you sent (was|has been) blocked|delivery (failure|error)|` +
+	`メールエラー|配信エラー|不達|送信エラー|エラー通知|退信|投递失败|未送達` +
 	`)`)
 
 var delaySubject = regexp.MustCompile(`(?i)^\s*(delayed mail|delivery (status notification \()?delay|warning: (message )?delayed|mail delivery delayed|message delayed|delivery delayed|zustellung verzögert)`)
@@ -315,7 +322,8 @@ var bounceTexts = regexp.MustCompile(`(?i)(` +
 	`this is an automatically generated delivery status notification|` +
 	`delivery to the following recipient has been delayed|` +
 	`your mail could not be delivered|the following message to .{1,100} was undeliverable|` +
-	`mail delivery failed|diagnostic-code:|remote-mta:|reporting-mta:` +
+	`mail delivery failed|diagnostic-code:|remote-mta:|reporting-mta:|could not be delivered to|` +
+	`had delivery (problems|errors)|no valid recipients|送信できませんでした|配信できませんでした` +
 	`)`)
 
 // bounceText reports whether the readable text reads like a bounce.
@@ -343,8 +351,11 @@ var autoReplySubject = regexp.MustCompile(`(?i)^\s*(` +
 	`)`)
 
 // bounceRecipients finds the addresses a bounce that follows no standard
-// is about: in X-Failed-Recipients, in the returned message's To, or in
-// the sentences MTAs write around them.
+// is about. Addresses in the places MTAs put failed recipients win: at the
+// start of a line ("<a@b>:" of qmail and Postfix, "a@b [reason]" of
+// Sendmail, ">>> a@b" of ActiveHunter) and after "RCPT TO", "delivered
+// to" and the like. Without any, every address of the notice counts, and
+// then the To of the returned message.
 func bounceRecipients(p *parser, h header) []string {
 	m := p.msg
 	var out []string
@@ -369,34 +380,59 @@ func bounceRecipients(p *parser, h header) []string {
 			ignore[strings.ToLower(ad.Address)] = true
 		}
 	}
+	var strong, weak []string
 	for _, l := range strings.Split(text, "\n") {
-		for _, mm := range addrInText.FindAllString(l, -1) {
-			addr := strings.Trim(mm, "<>.,;:'\"()[]")
+		for _, loc := range addrInText.FindAllStringIndex(l, -1) {
+			addr := strings.Trim(l[loc[0]:loc[1]], "<>.,;:'\"()[]")
 			if i := strings.Index(strings.ToLower(addr), "mailto:"); i >= 0 {
 				addr = addr[i+7:]
 			}
-			low := strings.ToLower(addr)
-			local := low
-			if i := strings.LastIndexByte(local, '@'); i >= 0 {
-				local = local[:i]
-			}
-			if ignore[low] || daemonLocal.MatchString(local) || strings.ContainsAny(addr, "=$") {
+			if ignore[strings.ToLower(addr)] || strings.ContainsAny(addr, "=$") {
 				continue
 			}
-			out = appendUnique(out, normAddr(addr))
-			if len(out) >= 20 {
-				return out
+			addr = normAddr(addr)
+			before := strings.TrimSpace(strings.Trim(strings.TrimSpace(l[:loc[0]]), "<>\"'*-"))
+			if before == "" || recipientContext.MatchString(l[:loc[0]]) {
+				strong = appendUnique(strong, addr)
+			} else {
+				weak = appendUnique(weak, addr)
 			}
 		}
+	}
+	switch {
+	case len(strong) > 0:
+		out = strong
+	case len(weak) > 0:
+		out = weak
+	case p.report.original != nil:
+		for _, ad := range p.report.original.To {
+			out = appendUnique(out, ad.Address)
+		}
+	default:
+		if i := originalStart(m.Text); i >= 0 {
+			for _, l := range strings.Split(m.Text[i:], "\n") {
+				if fieldLabel(l) == "to" {
+					for _, mm := range addrInText.FindAllString(l, -1) {
+						out = appendUnique(out, normAddr(strings.Trim(mm, "<>.,;:'\"()[]")))
+					}
+					break
+				}
+			}
+		}
+	}
+	if len(out) > 20 {
+		out = out[:20]
 	}
 	return out
 }
 
+var recipientContext = regexp.MustCompile(`(?i)(rcpt to|recipient|delivered to|deliver to|delivery to|message to|addressed to|failed to|sent to|following address(es)?|address(es)?|user|mailbox|account)\W{0,6}$`)
+
 var addrInText = regexp.MustCompile(`<?(?:mailto:)?[A-Za-z0-9._%+'/!#&*=?^{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}>?`)
 
-// originalStart finds where a bounce text starts quoting the returned
+// originalMarker finds where a bounce text starts quoting the returned
 // message, so its addresses are not taken for failed recipients.
-var originalMarker = regexp.MustCompile(`(?im)^.*(original message|returned message|below this line is a copy|this is a copy of the message|copy of the original|original message follows|message headers follow|header of the original message|headers of the original message|the header of the original|original message header|returned mail follows|unsent message below|undelivered message|\bmessage follows\b).*$|^(received|return-path|message-id|dkim-signature):`)
+var originalMarker = regexp.MustCompile(`(?im)^[\s\-=*_]*(original message|returned message|unsent message|undelivered message|original mail|message header)s?( follows)?[\s\-=*_:]*$|^.*(below this line is a copy|this is a copy of the message|copy of the original|original message follows|message headers follow|headers? of the original message|returned mail follows|unsent message follows|original message is attached).*$|^(received|return-path|dkim-signature|x-received): `)
 
 func originalStart(text string) int {
 	if loc := originalMarker.FindStringIndex(text); loc != nil {

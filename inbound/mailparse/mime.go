@@ -10,10 +10,10 @@ import (
 
 // parser walks the MIME tree of one message.
 type parser struct {
-	opt   Options
-	msg   *Message
-	parts *int // shared with nested messages, to bound the work per mail
-	depth int
+	opt    Options
+	msg    *Message
+	parts  *int // shared with nested messages, to bound the work per mail
+	depth  int
 	mdepth int // multipart nesting
 
 	html     string     // the first text/html body part
