@@ -1,0 +1,45 @@
+# ticketd: `make dev` runs the whole stack locally, `make test` runs every test.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+# Fuzz targets run briefly in `make test`, each for FUZZTIME.
+FUZZTIME ?= 5s
+
+.PHONY: all build dev test vet unit fuzz bench e2e inngest deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ticketd ./cmd/ticketd
+
+# The Inngest CLI (dev server and self-hosted server) from the Go module
+# proxy; a separate module keeps its dependencies out of ticketd's go.mod.
+inngest: $(BIN)/inngest
+
+$(BIN)/inngest: tools/inngest/go.mod tools/inngest/go.sum
+	cd tools/inngest && $(GO) build -o ../../$(BIN)/inngest github.com/inngest/inngest/cmd
+
+dev: build inngest
+	$(BIN)/ticketd dev
+
+# What the tests need from the machine: PostgreSQL server binaries, Dovecot,
+# Chromium. Installs what is missing (Debian, as root).
+deps:
+	scripts/install-test-deps.sh
+
+test: deps inngest vet unit fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -timeout 30m $(PKGS)
+
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: build inngest
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BIN)
