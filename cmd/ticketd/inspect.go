@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -41,11 +40,8 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	} else {
 		m = mailparse.Parse(raw, mailparse.Options{})
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m.Summary()); err != nil {
-		fmt.Fprintf(stderr, "inspect: write json: %v\n", err)
+	if err := m.Summary().WriteJSON(stdout); err != nil {
+		fmt.Fprintf(stderr, "inspect: %v\n", err)
 		return 1
 	}
 	return 0

@@ -249,7 +249,15 @@ func decodeWords(v string, m *Message) string {
 		last = loc[1]
 	}
 	flush()
-	b.WriteString(v[last:])
+	tail := v[last:]
+	if loc := unterminatedWord.FindStringSubmatchIndex(tail); loc != nil && last > 0 {
+		if m != nil {
+			m.problem("encoded word without its closing ?=")
+		}
+		b.WriteString(decodeWords(tail, m))
+		return b.String()
+	}
+	b.WriteString(tail)
 	return b.String()
 }
 

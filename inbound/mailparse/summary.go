@@ -1,6 +1,11 @@
 package mailparse
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
 
 // Inspection is the JSON view of a Message that `ticketd inspect` prints
 // and intake's trace records. Arrays are never null.
@@ -83,4 +88,17 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// WriteJSON writes in as one indented JSON object, as `ticketd inspect`
+// prints it. encoding/json writes invalid UTF-8 as U+FFFD, so the output
+// is always valid UTF-8.
+func (in Inspection) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(in); err != nil {
+		return fmt.Errorf("mailparse: encode inspection: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,361 @@
+package mailparse
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func readMail(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "mail", name))
+	if err != nil {
+		t.Fatalf("read sample: %v", err)
+	}
+	return b
+}
+
+// view is the part of a Message a test row checks.
+type view struct {
+	Subject     string
+	From        Address
+	Text        string
+	Reply       string
+	Signature   string
+	Kind        Kind
+	Recipients  []string
+	Attachments []attView
+	Commands    []Command
+	Body        string
+}
+
+type attView struct {
+	Filename, ContentType string
+	Inline                bool
+	Size                  int64
+	HasData               bool
+}
+
+func viewOf(m *Message) view {
+	v := view{
+		Subject: m.Subject, From: m.From, Text: m.Text, Reply: m.Reply, Signature: m.Signature,
+		Kind: m.Auto.Kind, Recipients: m.Auto.Recipients, Commands: m.Commands, Body: m.Body,
+	}
+	for _, a := range m.Attachments {
+		v.Attachments = append(v.Attachments, attView{a.Filename, a.ContentType, a.Inline, a.Size, a.Data != nil})
+	}
+	return v
+}
+
+func TestParseSamples(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string
+		want     view
+		fields   []string // view fields compared; all when empty
+		problems []string // substrings expected among Problems
+	}{
+		{
+			name: "latin-1 quoted-printable with encoded subject and name",
+			file: "latin1-qp.eml",
+			want: view{
+				Subject: "Café crème est froid",
+				From:    Address{Name: "Renée Dupré", Address: "renee@example.fr"},
+				Text:    "Bonjour,\n\nLe café crème de la machine est froid depuis lundi. Pouvez-vous vérifier ?\n\nRenée",
+				Reply:   "Bonjour,\n\nLe café crème de la machine est froid depuis lundi. Pouvez-vous vérifier ?\n\nRenée",
+				Body:    "Bonjour,\n\nLe café crème de la machine est froid depuis lundi. Pouvez-vous vérifier ?\n\nRenée",
+				Kind:    KindNone,
+			},
+		},
+		{
+			name:     "unknown charset falls back with a problem",
+			file:     "unknown-charset.eml",
+			want:     view{Text: "Grüße aus dem Norden: the printer ate my form."},
+			fields:   []string{"Text"},
+			problems: []string{`unknown charset "x-martian-7"`},
+		},
+		{
+			name:     "encoded words split mid-character, folded, and unterminated",
+			file:     "encoded-words.eml",
+			want:     view{Subject: "💪 The gate is stück and broken word", From: Address{Name: "Jörg Müller", Address: "jorg@example.de"}},
+			fields:   []string{"Subject", "From"},
+			problems: []string{"without its closing ?="},
+		},
+		{
+			name:   "RFC 2231 continued, charset-tagged file name",
+			file:   "rfc2231.eml",
+			want:   view{Text: "Please find the invoice attached.", Attachments: []attView{{"請求書 March.pdf", "application/pdf", false, 26, true}}},
+			fields: []string{"Text", "Attachments"},
+		},
+		{
+			name: "attached message is one attachment and not the text",
+			file: "nested-rfc822.eml",
+			want: view{Text: "See the attached mail from Alice.", Attachments: []attView{
+				{"The original problem.eml", "message/rfc822", false, 199, true},
+			}},
+			fields: []string{"Text", "Attachments"},
+		},
+		{
+			name:   "a mail that is only a forwarded message reads the forwarded text",
+			file:   "forward-only.eml",
+			want:   view{Text: "The VPN drops every ten minutes."},
+			fields: []string{"Text"},
+		},
+		{
+			name:   "alternative prefers text/plain",
+			file:   "alternative.eml",
+			want:   view{Text: "The printer on floor 3 jams on every page.\n\nOn Mon, 3 Mar 2025 at 10:00, Support <support@ticketd.test> wrote:\n> Which printer?", Reply: "The printer on floor 3 jams on every page."},
+			fields: []string{"Text", "Reply"},
+		},
+		{
+			name: "HTML only: readable text, links keep their text, script and style dropped, gmail quote removed",
+			file: "html-only.eml",
+			want: view{
+				Text:  "Thanks, the laptop works again.\n\nSee the log.\n- one\n- two\nOn Tue, Mar 4, 2025 Support <support@ticketd.test> wrote:\n> Please restart it.",
+				Reply: "Thanks, the laptop works again.\n\nSee the log.\n- one\n- two",
+			},
+			fields: []string{"Text", "Reply"},
+		},
+		{
+			name: "inline image in related and a file with a path in its name",
+			file: "attachments.eml",
+			want: view{Text: "Here is the error:", Attachments: []attView{
+				{"shot.png", "image/png", true, 70, true},
+				{"data.csv", "text/csv", false, 7, true},
+			}},
+			fields: []string{"Text", "Attachments"},
+		},
+		{
+			name: "bad base64, missing close boundary, header line without colon",
+			file: "broken.eml",
+			want: view{Subject: "Broken mail", Text: "Hello, the server is down.", Attachments: []attView{
+				{"x.bin", "application/octet-stream", false, 6, true},
+			}},
+			fields:   []string{"Subject", "Text", "Attachments"},
+			problems: []string{"invalid characters in base64", "closing boundary missing", "without a field name", "unreadable Date"},
+		},
+		{
+			name:     "multipart without boundary parameter",
+			file:     "no-boundary.eml",
+			want:     view{Text: "Text found despite the missing boundary."},
+			fields:   []string{"Text"},
+			problems: []string{"boundary"},
+		},
+		{
+			name:     "CR-only line endings",
+			file:     "cr-only.eml",
+			want:     view{Subject: "Old Mac", Text: "Line one.\nLine two."},
+			fields:   []string{"Subject", "Text"},
+			problems: []string{"CR alone"},
+		},
+		{
+			name:   "CRLF line endings",
+			file:   "crlf.eml",
+			want:   view{Subject: "Windows", Text: "Line one.\nLine two."},
+			fields: []string{"Subject", "Text"},
+		},
+		{
+			name:     "no header at all",
+			file:     "no-header.eml",
+			want:     view{Text: "Just some text pasted into a file,\nwithout any header at all."},
+			fields:   []string{"Text"},
+			problems: []string{"no header"},
+		},
+		{
+			name:     "8-bit header bytes",
+			file:     "eight-bit-header.eml",
+			want:     view{Subject: "Grüße", From: Address{Name: "Jürgen", Address: "juergen@example.de"}, Text: "Grüße!"},
+			fields:   []string{"Subject", "From", "Text"},
+			problems: []string{"8-bit bytes in a header"},
+		},
+		{
+			name:   "format=flowed is unwrapped",
+			file:   "flowed.eml",
+			want:   view{Reply: "This line is long and the client wrapped it at the soft break."},
+			fields: []string{"Reply"},
+		},
+		{
+			name: "commands, signature and quote in a moderator's reply",
+			file: "commands.eml",
+			want: view{
+				Reply:     "status: completed\n#priority high\nAssign: kim@example.com\n\nFixed by restarting the concentrator.",
+				Signature: "--\nMod Team",
+				Commands: []Command{
+					{Name: "status", Value: "completed", Line: "status: completed"},
+					{Name: "priority", Value: "high", Line: "#priority high"},
+					{Name: "assign", Value: "kim@example.com", Line: "Assign: kim@example.com"},
+				},
+				Body: "Fixed by restarting the concentrator.",
+			},
+			fields: []string{"Reply", "Signature", "Commands", "Body"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(readMail(t, tt.file), Options{})
+			got := viewOf(m)
+			opts := []cmp.Option{cmpopts.EquateEmpty()}
+			if len(tt.fields) > 0 {
+				keep := map[string]bool{}
+				for _, f := range tt.fields {
+					keep[f] = true
+				}
+				opts = append(opts, cmp.FilterPath(func(p cmp.Path) bool {
+					if len(p) < 2 {
+						return false
+					}
+					sf, ok := p[1].(cmp.StructField)
+					return ok && !keep[sf.Name()]
+				}, cmp.Ignore()))
+			}
+			if diff := cmp.Diff(tt.want, got, opts...); diff != "" {
+				t.Errorf("Parse(%s) mismatch (-want +got):\n%s\nproblems: %q", tt.file, diff, m.Problems)
+			}
+			for _, p := range tt.problems {
+				found := false
+				for _, got := range m.Problems {
+					if strings.Contains(got, p) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("Parse(%s): no problem containing %q in %q", tt.file, p, m.Problems)
+				}
+			}
+		})
+	}
+}
+
+func TestParseHeaders(t *testing.T) {
+	m := Parse(readMail(t, "encoded-words.eml"), Options{})
+	want := struct {
+		To         []Address
+		Date       time.Time
+		MessageID  string
+		InReplyTo  string
+		References []string
+	}{
+		To:         []Address{{Name: "Support, Team", Address: "support@ticketd.test"}, {Name: "Zoë", Address: "zoe@example.com"}},
+		Date:       time.Date(2025, 3, 5, 10, 0, 0, 0, time.FixedZone("", 0)),
+		MessageID:  "words.1@example.de",
+		InReplyTo:  "prev.1@ticketd.test",
+		References: []string{"first.1@ticketd.test", "prev.1@ticketd.test"},
+	}
+	got := want
+	got.To, got.Date, got.MessageID, got.InReplyTo, got.References = m.To, m.Date, m.MessageID, m.InReplyTo, m.References
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("headers mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestAttachmentLimits(t *testing.T) {
+	raw := readMail(t, "attachments.eml")
+	tests := []struct {
+		name     string
+		opt      Options
+		want     []attView
+		problems []string
+	}{
+		{
+			name: "content over the size limit is not kept",
+			opt:  Options{MaxAttachmentBytes: 10},
+			want: []attView{{"shot.png", "image/png", true, 70, false}, {"data.csv", "text/csv", false, 7, true}},
+			problems: []string{
+				`attachment "shot.png" is 70 bytes, over the limit of 10: content not kept`,
+			},
+		},
+		{
+			name:     "attachments over the count are dropped",
+			opt:      Options{MaxAttachments: 1},
+			want:     []attView{{"shot.png", "image/png", true, 70, true}},
+			problems: []string{"more than 1 attachments: the rest not recorded"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(raw, tt.opt)
+			if diff := cmp.Diff(tt.want, viewOf(m).Attachments); diff != "" {
+				t.Errorf("attachments mismatch (-want +got):\n%s", diff)
+			}
+			for _, a := range m.Attachments {
+				if len(a.SHA256) != 64 {
+					t.Errorf("attachment %q: SHA256 %q is not hex of 32 bytes", a.Filename, a.SHA256)
+				}
+			}
+			if diff := cmp.Diff(tt.problems, m.Problems, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("problems mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestKind(t *testing.T) {
+	tests := []struct {
+		kind        Kind
+		opens, answ bool
+	}{
+		{KindNone, true, true},
+		{KindAutoReply, false, false},
+		{KindBounce, false, false},
+		{KindDeliveryStatus, false, false},
+		{KindComplaint, false, false},
+		{KindMDN, false, false},
+		{KindAutoGenerated, true, false},
+		{KindBulk, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			if got := tt.kind.OpensTicket(); got != tt.opens {
+				t.Errorf("OpensTicket() = %v, want %v", got, tt.opens)
+			}
+			if got := tt.kind.MayAnswer(); got != tt.answ {
+				t.Errorf("MayAnswer() = %v, want %v", got, tt.answ)
+			}
+		})
+	}
+}
+
+func TestParseBody(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		isHTML bool
+		want   view
+	}{
+		{
+			name: "plain top-posted reply with command",
+			body: "\n\nstatus: waiting\nWe ordered the part.\n\nOn Mon, Mar 3, 2025 at 9:00 AM Lee <lee@example.com> wrote:\n> It broke.\n",
+			want: view{
+				Text:     "status: waiting\nWe ordered the part.\n\nOn Mon, Mar 3, 2025 at 9:00 AM Lee <lee@example.com> wrote:\n> It broke.",
+				Reply:    "status: waiting\nWe ordered the part.",
+				Commands: []Command{{Name: "status", Value: "waiting", Line: "status: waiting"}},
+				Body:     "We ordered the part.",
+				Kind:     KindNone,
+			},
+		},
+		{
+			name:   "HTML reply with Thunderbird quote",
+			body:   `<p>Works now.</p><div class="moz-cite-prefix">On 03.03.2025 10:00, Support wrote:</div><blockquote type="cite">Try again?</blockquote>`,
+			isHTML: true,
+			want: view{
+				Text:  "Works now.\n\nOn 03.03.2025 10:00, Support wrote:\n> Try again?",
+				Reply: "Works now.",
+				Body:  "Works now.",
+				Kind:  KindNone,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := viewOf(ParseBody(tt.body, tt.isHTML))
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("ParseBody mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
