@@ -113,11 +113,17 @@ func historyStart(lines []string) int {
 // keeping the text written between them.
 func dropQuotes(lines []string) []string {
 	var out []string
+	afterQuote := false
 	for i := 0; i < len(lines); i++ {
 		if quoteDepth(lines[i]) == 0 {
+			if afterQuote && isBlank(lines[i]) {
+				continue // the blank line put in place of the quote is enough
+			}
+			afterQuote = false
 			out = append(out, lines[i])
 			continue
 		}
+		afterQuote = true
 		// Remove the attribution that introduces this quote.
 		j := len(out)
 		for j > 0 && isBlank(out[j-1]) {
