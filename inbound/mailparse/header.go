@@ -88,6 +88,10 @@ func fieldNameEnd(line []byte) int {
 // nor a continuation are joined to the previous field, as most readers do.
 func parseHeader(head []byte, m *Message, where string) header {
 	var h header
+	var cont [][]string // continuation lines of each field, joined at the end
+	appendTo := func(line []byte) {
+		cont[len(h)-1] = append(cont[len(h)-1], strings.TrimSpace(string(line)))
+	}
 	lines := bytes.Split(head, []byte("\n"))
 	for i, line := range lines {
 		if len(line) == 0 {
@@ -105,23 +109,30 @@ func parseHeader(head []byte, m *Message, where string) header {
 				if n := fieldNameEnd(trimmed); n > 0 {
 					m.problem("%s: header starts with white space; read as a field", where)
 					h = append(h, field{Name: strings.TrimSpace(string(trimmed[:n])), Value: strings.TrimSpace(string(trimmed[n+1:]))})
+					cont = append(cont, nil)
 				}
 				continue
 			}
-			h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
+			appendTo(line)
 			continue
 		}
 		n := fieldNameEnd(line)
 		if n <= 0 {
 			if len(h) > 0 {
 				m.problem("%s: header line without a field name; joined to %s", where, h[len(h)-1].Name)
-				h[len(h)-1].Value += " " + strings.TrimSpace(string(line))
+				appendTo(line)
 			} else {
 				m.problem("%s: header line without a field name dropped", where)
 			}
 			continue
 		}
 		h = append(h, field{Name: strings.TrimSpace(string(line[:n])), Value: strings.TrimSpace(string(line[n+1:]))})
+		cont = append(cont, nil)
+	}
+	for i, c := range cont {
+		if len(c) > 0 {
+			h[i].Value = strings.TrimSpace(h[i].Value + " " + strings.Join(c, " "))
+		}
 	}
 	return h
 }
