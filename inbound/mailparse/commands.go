@@ -52,5 +52,9 @@ func parseCommand(l string) (Command, bool) {
 	if !commandNames[name] {
 		return Command{}, false
 	}
-	return Command{Name: name, Value: strings.TrimSpace(m[3]), Line: strings.TrimSpace(l)}, true
+	value := strings.TrimSpace(m[3])
+	if value == "" {
+		return Command{}, false // only white space the pattern did not know, like \v
+	}
+	return Command{Name: name, Value: value, Line: strings.TrimSpace(l)}, true
 }
