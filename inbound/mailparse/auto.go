@@ -134,9 +134,11 @@ func classify(p *parser, h header) {
 	// subjects and texts real MTAs write.
 	daemon := daemonSender(m, p.opt.EnvelopeFrom, h)
 	subj := bounceSubject.MatchString(m.Subject)
-	text := bounceText(m)
-	returned := p.report.original != nil || len(p.report.originalHeader) > 0
-	if (daemon != "" && (subj || text)) || (subj && text) || (text && returned && !replySubject.MatchString(m.Subject)) {
+	returned := (p.report.original != nil || len(p.report.originalHeader) > 0) && !replySubject.MatchString(m.Subject)
+	// The text is only read when another sign points to a bounce: the
+	// patterns are many and ordinary mail needs none of them.
+	text := (daemon != "" || subj || returned) && bounceText(m)
+	if (daemon != "" && (subj || text)) || (subj && text) || (text && returned) {
 		reason := "bounce: "
 		switch {
 		case daemon != "" && subj:
@@ -296,7 +298,7 @@ var delaySubject = regexp.MustCompile(`(?i)^\s*(delayed mail|delivery (status no
 // bounceTexts are sentences MTAs write in bounce texts: Postfix, qmail,
 // Exim, Sendmail, Exchange, Gmail, Yahoo, Lotus Notes, Courier, Domino,
 // and hosted services.
-var bounceTexts = regexp.MustCompile(`(?i)(` +
+var bounceTexts = regexp.MustCompile(`(` +
 	`this is the mail system at host|i'm sorry to have to inform you that your message could not|` +
 	`could not be delivered to one or more recipients|` +
 	`this is the qmail-send program|i'm afraid i wasn't able to deliver your message|` +
@@ -332,7 +334,7 @@ func bounceText(m *Message) bool {
 	if len(t) > 20000 {
 		t = t[:20000]
 	}
-	return bounceTexts.MatchString(t)
+	return bounceTexts.MatchString(strings.ToLower(t))
 }
 
 // autoReplySubject matches the subjects of vacation and out-of-office

@@ -306,15 +306,45 @@ func headerBlockAfter(lines []string, i int) bool {
 	return false
 }
 
-// wroteLine matches an attribution line: "On <date>, <name> wrote:" and
-// its translations, which end in the verb.
-var wroteLine = regexp.MustCompile(`(?i)(wrote|writes|escribió|escribio|escreveu|a écrit|a ecrit|schrieb|schreef|ha scritto|scrisse|skrev|kirjoitti|napisał|napisal|napisała|написал\(а\)|написала|написал|пишет|yazdı|írta|napsal|napísal|kirjutas|rakstīja|rašė|έγραψε|写道|寫道|wrote on)\s*[:：]?\s*$`)
-
 // onWords start attribution lines in many languages.
 var onLine = regexp.MustCompile(`(?i)^\s*(on|le|am|el|op|il|em|den|på|w dniu|dne|el día|in|在|quoting|citando|zitat von|am \d)\b`)
 
 // dateish matches a time or a numeric date, which attribution lines carry.
 var dateish = regexp.MustCompile(`\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{4}`)
+
+// wroteVerbs end attribution lines: "On <date>, <name> wrote:" and its
+// translations.
+var wroteVerbs = []string{"wrote", "writes", "escribió", "escribio", "escreveu", "a écrit", "a ecrit",
+	"schrieb", "schreef", "ha scritto", "scrisse", "skrev", "kirjoitti", "napisał", "napisal", "napisała",
+	"написал(а)", "написала", "написал", "пишет", "yazdı", "írta", "napsal", "napísal", "kirjutas",
+	"rakstīja", "rašė", "έγραψε", "写道", "寫道", "wrote on"}
+
+// endsWithWrote reports whether s ends with one of wroteVerbs, then an
+// optional colon.
+func endsWithWrote(s string) bool {
+	s = strings.TrimRight(s, " \t")
+	s = strings.TrimSuffix(s, ":")
+	s = strings.TrimSuffix(s, "：")
+	s = strings.TrimRight(s, " \t")
+	const tail = 32
+	if len(s) > tail {
+		i := len(s) - tail
+		for i < len(s) && !utf8.RuneStart(s[i]) {
+			i++
+		}
+		s = s[i:]
+	}
+	s = strings.ToLower(s)
+	for _, v := range wroteVerbs {
+		if strings.HasSuffix(s, v) {
+			rest := s[:len(s)-len(v)]
+			r, _ := utf8.DecodeLastRuneInString(rest)
+			// A word of its own: "rewrote:" is not an attribution.
+			return rest == "" || !unicode.IsLetter(r) || v == "写道" || v == "寫道"
+		}
+	}
+	return false
+}
 
 func startsAttribution(l string) bool {
 	l = strings.TrimSpace(l)
@@ -334,7 +364,7 @@ func isAttribution(s string) bool {
 	if len(s) > 400 || len(s) < 6 {
 		return false
 	}
-	if wroteLine.MatchString(s) {
+	if endsWithWrote(s) {
 		return onLine.MatchString(s) || strings.Contains(s, "@") || dateish.MatchString(s)
 	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
@@ -348,7 +378,7 @@ func isAttribution(s string) bool {
 func attributionAt(lines []string, i int) int {
 	if !startsAttribution(lines[i]) && !strings.Contains(lines[i], "@") {
 		// A single line can still be "Name <a@b> wrote:".
-		if isAttribution(lines[i]) && wroteLine.MatchString(lines[i]) {
+		if isAttribution(lines[i]) && endsWithWrote(lines[i]) {
 			return 1
 		}
 		return 0
@@ -363,7 +393,7 @@ func attributionAt(lines []string, i int) int {
 		} else {
 			joined += " " + strings.TrimSpace(lines[i+k])
 		}
-		if isAttribution(joined) && (wroteLine.MatchString(joined) || k == 0 && quotedNext(lines, i+1)) {
+		if isAttribution(joined) && (endsWithWrote(joined) || k == 0 && quotedNext(lines, i+1)) {
 			return k + 1
 		}
 	}
