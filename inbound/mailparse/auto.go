@@ -340,16 +340,15 @@ func bounceText(m *Message) bool {
 // autoReplySubject matches the subjects of vacation and out-of-office
 // replies, in the languages mail clients write them.
 var autoReplySubject = regexp.MustCompile(`(?i)^\s*(` +
-	`out of (the )?office|ooo\b|auto(matic|matische|matisk|matikus)?[ -]?(reply|response|antwort|svar|vastaus|answer)|` +
+	`out of (the )?office|auto(matic|matische|matisk|matikus)?[ -]?(reply|response|antwort|svar|vastaus|answer)|` +
 	`auto:|autosvar|autoreply|auto-reply|autorespond|auto response|automatic reply|automatisch antwoord|` +
-	`abwesenheitsnotiz|abwesenheit|abwesend|réponse automatique|reponse automatique|absence|` +
+	`abwesenheitsnotiz|abwesenheitsmeldung|réponse automatique|reponse automatique|absence du bureau|` +
 	`respuesta automática|respuesta automatica|fuera de la oficina|risposta automatica|fuori ufficio|` +
-	`resposta automática|resposta automatica|ausente|automaattinen vastaus|poissa|` +
+	`resposta automática|resposta automatica|automaattinen vastaus|` +
 	`odpowiedź automatyczna|automatická odpověď|автоматический ответ|автоответ|` +
 	`otomatik yanıt|αυτόματη απάντηση|自動応答|自动回复|自動回覆|` +
-	`on vacation|vacation (reply|response|notice|message|autoreply)|away from (the )?office|i am (currently )?(out|away)|` +
-	`(i'?m|i am) on (vacation|holiday|leave)|urlaub|congés|vacances|ferie|semester|vakantie|` +
-	`out of office (reply|autoreply)|ooo:` +
+	`on vacation|vacation (reply|response|notice|message|autoreply)|away from (the )?office|` +
+	`i am (currently )?out of (the )?office|(i'?m|i am) on (vacation|holiday|annual leave)` +
 	`)`)
 
 // bounceRecipients finds the addresses a bounce that follows no standard

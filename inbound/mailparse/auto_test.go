@@ -83,6 +83,16 @@ func TestClassify(t *testing.T) {
 			kind:     KindNone,
 		},
 		{
+			name: "a vacation request is ordinary",
+			raw:  "From: Jan <jan@example.de>\nTo: support@ticketd.test\nSubject: Urlaubsantrag für August\n\nBitte genehmigen.\n",
+			kind: KindNone,
+		},
+		{
+			name: "a subject starting with I am out of is ordinary",
+			raw:  "From: Jan <jan@example.com>\nTo: support@ticketd.test\nSubject: I am out of printer paper\n\nFloor 2.\n",
+			kind: KindNone,
+		},
+		{
 			name: "reply to an out-of-office discussion is ordinary",
 			raw:  "From: Kim <kim@example.com>\nTo: support@ticketd.test\nSubject: Re: Out of office tomorrow\nIn-Reply-To: <a@b>\n\nNoted, thanks.\n",
 			kind: KindNone,
