@@ -240,7 +240,7 @@ func appendUnique(list []string, s string) []string {
 // replySubject matches the subject of a reply or forward written by a person.
 var replySubject = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|tr|sv|vs|rv|r|odp|antw)\s*(\[\d+\])?\s*:`)
 
-var daemonLocal = regexp.MustCompile(`(?i)^(mailer-daemon|mailer_daemon|maildaemon|mail-daemon|mailerdaemon|post_?master|mdaemon|mail\.daemon|bounce|bounces|mail-delivery|maildelivery|mailadmin|mail-admin|nobody|root)$`)
+var daemonLocal = regexp.MustCompile(`(?i)^(mailer-daemon|mailer_daemon|maildaemon|mail-daemon|mailerdaemon|post_?master|mdaemon|mail\.daemon|bounce|bounces|mail-delivery|maildelivery|mailadmin|mail-admin)$`)
 
 var daemonName = regexp.MustCompile(`(?i)mail delivery (system|subsystem|service)|mailer[- ]daemon|postmaster|mail administrator|mail system|delivery status notification|returned mail|microsoft outlook|mail delivery|mta|system administrator|administrador de correo`)
 
@@ -319,7 +319,7 @@ var bounceTexts = regexp.MustCompile(`(` +
 	`mailbox (unavailable|is full|full|not found|does not exist)|recipient address rejected|` +
 	`quota exceeded|over quota|host unknown|domain not found|relay(ing)? denied|` +
 	`message (was )?(rejected|blocked|bounced)|returned to sender|` +
-	`\b5\d\d[ -]#?5\.\d{1,3}\.\d{1,3}\b|\b5\.[1-7]\.\d{1,3}\b|` +
+	`\b5\d\d[ -]#?5\.\d{1,3}\.\d{1,3}\b|status: 5\.\d{1,3}\.\d{1,3}|#5\.\d{1,3}\.\d{1,3}|` +
 	`failed recipient|delivery status notification|non-delivery|nondelivery|` +
 	`this is an automatically generated delivery status notification|` +
 	`delivery to the following recipient has been delayed|` +

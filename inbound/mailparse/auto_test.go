@@ -83,6 +83,11 @@ func TestClassify(t *testing.T) {
 			kind:     KindNone,
 		},
 		{
+			name: "a cron mail from root mentioning a version is not a bounce",
+			raw:  "From: root@db1.example.com (Cron Daemon)\nTo: support@ticketd.test\nSubject: Cron <root@db1> apt upgrade\n\nUpgraded nginx to 5.1.2.\n",
+			kind: KindNone,
+		},
+		{
 			name: "a vacation request is ordinary",
 			raw:  "From: Jan <jan@example.de>\nTo: support@ticketd.test\nSubject: Urlaubsantrag für August\n\nBitte genehmigen.\n",
 			kind: KindNone,
