@@ -1,0 +1,395 @@
+package imappoller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"ticketd/tickets"
+)
+
+// session connects, logs in, selects the mailbox and takes its mail until
+// an error or the end of ctx. progressed reports whether it delivered mail
+// or looked through the whole mailbox, which resets the reconnect backoff.
+func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("imap: panic while polling", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("imappoller: panic: %v", r)
+		}
+	}()
+	newMail := make(chan struct{}, 1)
+	handler := &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			// RFC 9051 7.4.1: EXISTS announces new messages.
+			if d.NumMessages != nil {
+				select {
+				case newMail <- struct{}{}:
+				default:
+				}
+			}
+		},
+	}
+	c, err := p.dial(handler)
+	if err != nil {
+		return false, fmt.Errorf("connect to %s: %w", p.addr, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	if err := c.Login(p.user, p.password).Wait(); err != nil {
+		if isNo(err) {
+			return false, &configError{"the server refused the login: check the user and password in the IMAP URL", err}
+		}
+		return false, fmt.Errorf("login as %s: %w", p.user, err)
+	}
+	sel, err := c.Select(p.mailbox, nil).Wait()
+	if err != nil {
+		if isNo(err) {
+			return false, &configError{fmt.Sprintf("cannot open mailbox %q: check the mailbox in the IMAP URL", p.mailbox), err}
+		}
+		return false, fmt.Errorf("select %s: %w", p.mailbox, err)
+	}
+	cp, err := p.checkpoint(ctx, sel.UIDValidity)
+	if err != nil {
+		return false, err
+	}
+	// RFC 2177 IDLE, part of IMAP4rev2 (RFC 9051 6.3.13).
+	idle := c.Caps().Has(imap.CapIdle)
+	p.log.Info("imap: mailbox open", "uidvalidity", cp.UIDValidity, "last_uid", cp.LastUID,
+		"messages", sel.NumMessages, "idle", idle)
+	for {
+		select {
+		case <-newMail:
+		default:
+		}
+		n, err := p.drain(ctx, c, &cp)
+		if n > 0 {
+			progressed = true
+		}
+		if err != nil {
+			return progressed, err
+		}
+		progressed = true
+		if err := p.wait(ctx, c, idle, newMail); err != nil {
+			return progressed, err
+		}
+	}
+}
+
+func (p *Poller) dial(handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
+	opts := &imapclient.Options{
+		TLSConfig:             p.opt.TLSConfig,
+		UnilateralDataHandler: handler,
+		Dialer:                &net.Dialer{Timeout: p.opt.DialTimeout},
+	}
+	var (
+		c   *imapclient.Client
+		err error
+	)
+	switch p.security {
+	case implicitTLS: // RFC 8314 3.3
+		c, err = imapclient.DialTLS(p.addr, opts)
+	case startTLS: // RFC 9051 6.2.1; a server without STARTTLS is refused
+		c, err = imapclient.DialStartTLS(p.addr, opts)
+	default:
+		c, err = imapclient.DialInsecure(p.addr, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	return c, nil
+}
+
+func isNo(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
+}
+
+// checkpoint loads the mailbox's checkpoint for this UIDVALIDITY. UIDs of
+// another UIDVALIDITY mean nothing any more (RFC 9051 2.3.1.1): the mailbox
+// was recreated or rebuilt, so the poller takes it again from UID 1. Mail it
+// delivered before is then delivered again, and Deliver, which recognises a
+// mail by its content, stores none of it twice.
+func (p *Poller) checkpoint(ctx context.Context, validity uint32) (tickets.IMAPCheckpoint, error) {
+	cp, err := p.store.IMAPCheckpoint(ctx, p.key)
+	switch {
+	case errors.Is(err, tickets.ErrNotFound):
+		p.log.Info("imap: first poll of this mailbox: taking every message in it", "uidvalidity", validity)
+	case err != nil:
+		return cp, err
+	case cp.UIDValidity != validity:
+		p.log.Warn("imap: UIDVALIDITY changed: taking the mailbox again from UID 1; mail stored before is recognised and not stored twice",
+			"old_uidvalidity", cp.UIDValidity, "uidvalidity", validity, "old_last_uid", cp.LastUID)
+	default:
+		return cp, nil
+	}
+	cp = tickets.IMAPCheckpoint{Mailbox: p.key, UIDValidity: validity}
+	return cp, p.store.SaveIMAPCheckpoint(ctx, cp)
+}
+
+// drain delivers every message above the checkpoint, in batches, and
+// returns how many it delivered.
+func (p *Poller) drain(ctx context.Context, c *imapclient.Client, cp *tickets.IMAPCheckpoint) (int, error) {
+	total := 0
+	for {
+		uids, err := p.newUIDs(c, cp.LastUID)
+		if err != nil {
+			return total, err
+		}
+		if len(uids) == 0 {
+			return total, nil
+		}
+		for len(uids) > 0 {
+			batch := uids[:min(len(uids), p.opt.BatchSize)]
+			uids = uids[len(batch):]
+			n, err := p.batch(ctx, c, cp, batch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+}
+
+// newUIDs lists the UIDs above last, ascending.
+func (p *Poller) newUIDs(c *imapclient.Client, last uint32) ([]imap.UID, error) {
+	// RFC 9051 6.4.4: "last+1:*" always holds the highest UID, even when
+	// it is below last+1, so the result is filtered.
+	crit := &imap.SearchCriteria{UID: []imap.UIDSet{{{Start: imap.UID(last + 1), Stop: 0}}}}
+	data, err := c.UIDSearch(crit, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("search new messages: %w", err)
+	}
+	var uids []imap.UID
+	for _, u := range data.AllUIDs() {
+		if uint32(u) > last {
+			uids = append(uids, u)
+		}
+	}
+	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
+	return uids, nil
+}
+
+// batch fetches the messages, delivers each as it arrives, marks the
+// delivered ones \Seen (or moves them) and then advances the checkpoint.
+func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IMAPCheckpoint, uids []imap.UID) (int, error) {
+	fetch := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+		UID: true,
+		// RFC 9051 6.4.5: BODY.PEEK[] does not set \Seen; that waits
+		// for the commit.
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	done := make(map[imap.UID]bool, len(uids))
+	var delivered, rejected []imap.UID
+	var failed error
+	for {
+		msg := fetch.Next()
+		if msg == nil {
+			break
+		}
+		uid, raw, err := readFetched(msg)
+		if err != nil {
+			failed = err
+			break
+		}
+		err = p.deliver(ctx, raw, Mail{Mailbox: p.key, UIDValidity: cp.UIDValidity, UID: uint32(uid)})
+		switch {
+		case err == nil:
+			delivered = append(delivered, uid)
+			done[uid] = true
+		case p.opt.IsPermanent != nil && p.opt.IsPermanent(err):
+			p.log.Error("imap: mail rejected for good; left in the mailbox, flagged, for a person to look at",
+				"uid", uid, "err", err)
+			rejected = append(rejected, uid)
+			done[uid] = true
+		default:
+			failed = fmt.Errorf("deliver uid %d: %w", uid, err)
+		}
+		if failed != nil {
+			break
+		}
+	}
+	if err := fetch.Close(); err != nil && failed == nil {
+		failed = fmt.Errorf("fetch: %w", err)
+	}
+	if failed == nil {
+		// A UID the FETCH did not return was expunged meanwhile.
+		for _, u := range uids {
+			done[u] = true
+		}
+	}
+	if len(delivered) > 0 {
+		if err := p.markDelivered(c, imap.UIDSetNum(delivered...)); err != nil {
+			return len(delivered), errors.Join(failed, err)
+		}
+	}
+	if len(rejected) > 0 {
+		err := c.Store(imap.UIDSetNum(rejected...), &imap.StoreFlags{
+			Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged},
+		}, nil).Close()
+		if err != nil {
+			return len(delivered), errors.Join(failed, fmt.Errorf("flag rejected mail: %w", err))
+		}
+	}
+	last := cp.LastUID
+	for _, u := range uids {
+		if !done[u] {
+			break
+		}
+		last = uint32(u)
+	}
+	if last != cp.LastUID {
+		next := *cp
+		next.LastUID = last
+		// The checkpoint is saved even when ctx ends: the mail is stored
+		// and marked already.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := p.store.SaveIMAPCheckpoint(sctx, next)
+		cancel()
+		if err != nil {
+			return len(delivered), errors.Join(failed, err)
+		}
+		*cp = next
+	}
+	if len(delivered) > 0 {
+		p.log.Debug("imap: batch delivered", "delivered", len(delivered), "rejected", len(rejected), "last_uid", last)
+	}
+	return len(delivered), failed
+}
+
+// readFetched reads one FETCH response: its UID and the whole message.
+func readFetched(msg *imapclient.FetchMessageData) (imap.UID, []byte, error) {
+	var (
+		uid imap.UID
+		raw []byte
+		got bool
+	)
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue
+			}
+			buf := make([]byte, it.Literal.Size())
+			if _, err := io.ReadFull(it.Literal, buf); err != nil {
+				return uid, nil, fmt.Errorf("read message uid %d: %w", uid, err)
+			}
+			raw, got = buf, true
+		}
+	}
+	if uid == 0 || !got {
+		return uid, nil, fmt.Errorf("fetch response for uid %d without the message", uid)
+	}
+	return uid, raw, nil
+}
+
+// deliver calls Deliver, turning a panic into an error.
+func (p *Poller) deliver(ctx context.Context, raw []byte, m Mail) (err error) {
+	dctx, cancel := context.WithTimeout(ctx, p.opt.DeliverTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("imap: panic in deliver", "uid", m.UID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("imappoller: deliver panicked: %v", r)
+		}
+	}()
+	return p.opt.Deliver(dctx, raw, m)
+}
+
+// markDelivered marks delivered messages \Seen, or moves them to MoveTo.
+func (p *Poller) markDelivered(c *imapclient.Client, set imap.UIDSet) error {
+	if p.opt.MoveTo == "" {
+		err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+		if err != nil {
+			return fmt.Errorf("mark delivered mail seen: %w", err)
+		}
+		return nil
+	}
+	err := p.move(c, set)
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate {
+		// RFC 9051 7.1: TRYCREATE, the target folder does not exist.
+		p.log.Info("imap: creating the folder for delivered mail", "folder", p.opt.MoveTo)
+		if cerr := c.Create(p.opt.MoveTo, nil).Wait(); cerr != nil {
+			return fmt.Errorf("create folder %q: %w", p.opt.MoveTo, cerr)
+		}
+		err = p.move(c, set)
+	}
+	if err != nil {
+		return fmt.Errorf("move delivered mail to %q: %w", p.opt.MoveTo, err)
+	}
+	return nil
+}
+
+func (p *Poller) move(c *imapclient.Client, set imap.UIDSet) error {
+	caps := c.Caps()
+	if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
+		// RFC 6851 MOVE, or COPY + STORE \Deleted + UID EXPUNGE (RFC
+		// 4315), which removes only these messages.
+		_, err := c.Move(set, p.opt.MoveTo).Wait()
+		return err
+	}
+	// Without UIDPLUS, EXPUNGE would also remove what others marked
+	// \Deleted: copy and mark only, and let the mailbox's owner expunge.
+	if _, err := c.Copy(set, p.opt.MoveTo).Wait(); err != nil {
+		return err
+	}
+	return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+		Flags: []imap.Flag{imap.FlagSeen, imap.FlagDeleted}}, nil).Close()
+}
+
+// wait returns when new mail may have arrived: at once if the server said
+// so meanwhile, else when IDLE hears of it (or after IdleTimeout), or after
+// PollInterval on a server without IDLE.
+func (p *Poller) wait(ctx context.Context, c *imapclient.Client, idle bool, newMail <-chan struct{}) error {
+	select {
+	case <-newMail:
+		return nil
+	default:
+	}
+	if !idle {
+		sleep(ctx, p.opt.PollInterval)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return nil
+	}
+	cmd, err := c.Idle()
+	if err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	t := time.NewTimer(p.opt.IdleTimeout)
+	select {
+	case <-newMail:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-c.Closed():
+	}
+	t.Stop()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("end idle: %w", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	return nil
+}
