@@ -1,0 +1,70 @@
+package inbound_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+
+	"ticketd/inbound"
+	"ticketd/pgtest"
+	"ticketd/signing"
+)
+
+// benchMail is a new-ticket mail of about size bytes; i makes it unique.
+func benchMail(i, size int) []byte {
+	line := "The printer on floor 3 prints every page twice and then jams; we restarted it twice.\r\n"
+	body := strings.Repeat(line, max(1, (size-400)/len(line)))
+	return []byte(fmt.Sprintf("From: Requester %d <user%d@example.com>\r\nTo: support@ticketd.test\r\n"+
+		"Subject: Printer trouble %d\r\nDate: Mon, 02 Mar 2026 10:00:00 +0100\r\nMessage-ID: <bench-%d@example.com>\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello,\r\n\r\n%s\r\nThanks,\r\nRequester\r\n",
+		i%500, i%500, i, i, body))
+}
+
+// BenchmarkDeliver measures intake of new-ticket mails (parse, thread,
+// ticket, message, audit, event: one transaction each) against a baseline
+// in the same run that stores each mail's raw bytes with one INSERT.
+// Compare the two with benchstat or by eye; ns/op is per mail.
+func BenchmarkDeliver(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		name := fmt.Sprintf("%dKB", size>>10)
+		b.Run("baseline-insert/"+name, func(b *testing.B) {
+			pool := pgtest.New(b)
+			ctx := context.Background()
+			b.SetBytes(int64(len(benchMail(0, size))))
+			i := 0
+			for b.Loop() {
+				raw := benchMail(i, size)
+				i++
+				sum := sha256.Sum256(raw)
+				if _, err := pool.Exec(ctx, `INSERT INTO raw_messages (sha256, data, source) VALUES ($1, $2, 'smtp')`, sum[:], raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("deliver/"+name, func(b *testing.B) {
+			pool := pgtest.New(b)
+			keys, err := signing.NewKeys("a benchmark secret of enough length")
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := inbound.New(inbound.Options{Pool: pool, SupportAddress: support, Keys: keys, Notifier: &recordingNotifier{}})
+			ctx := context.Background()
+			src := inbound.Source{Kind: "smtp", MailFrom: "user@example.com", RcptTo: []string{support}}
+			b.SetBytes(int64(len(benchMail(0, size))))
+			i := 0
+			for b.Loop() {
+				raw := benchMail(i, size)
+				i++
+				res, err := in.Deliver(ctx, raw, src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.TicketID == 0 || res.Duplicate {
+					b.Fatalf("result %+v", res)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,275 @@
+package inbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"ticketd/inbound/mailparse"
+	"ticketd/signing"
+	"ticketd/tickets"
+)
+
+// authority is what a mail's reply address and sender prove about its
+// commands.
+type authority struct {
+	// attempt: the mail concerns a staff member (its From, or the person
+	// its reply address was made for), so its command lines are commands
+	// to run or to refuse, never plain text.
+	attempt bool
+	// ok: the mail came to a valid reply address made for an active
+	// moderator or admin, from that person's address, and no trusted
+	// server reports DMARC or DKIM failure: its commands run and its
+	// text goes to the requester as theirs.
+	ok bool
+	// user is the staff member acting (ok), or the one to tell why the
+	// commands were refused; nil tells nobody.
+	user    *tickets.User
+	refusal string
+}
+
+// Reasons a staff member's commands are refused, as the receipt says them.
+const (
+	refuseNoToken     = "not sent to your signed reply address: reply to a mail from ticketd"
+	refuseBadToken    = "the reply address is not valid: it was changed, or ticketd did not make it"
+	refuseExpired     = "token expired: the reply address is too old, reply to a newer mail from ticketd"
+	refuseOtherPerson = "token for another person: the reply address was made for someone else"
+	refuseMismatch    = "sender mismatch: the From address is not the person the reply address was made for"
+	refuseAuthFailure = "DMARC failure: the From address could not be verified"
+)
+
+func isActiveStaff(u *tickets.User) bool {
+	return u != nil && u.Active && u.Role.IsStaff()
+}
+
+// authorize looks up who a reply token was made for and decides.
+func (p *process) authorize(ctx context.Context, tok *replyToken, fromUser *tickets.User) (authority, error) {
+	if tok == nil {
+		// No token threaded the mail; a token that is not ticketd's
+		// still explains a refusal.
+		for i := range p.d.tokens {
+			tok = &p.d.tokens[i]
+			break
+		}
+	}
+	var tokUser *tickets.User
+	if tok.authentic() {
+		u, err := p.st.User(ctx, tok.claims.UserID)
+		switch {
+		case err == nil:
+			tokUser = &u
+		case !errors.Is(err, tickets.ErrNotFound):
+			return authority{}, err
+		}
+	}
+	fromDomain := p.d.sender.Address[strings.LastIndexByte(p.d.sender.Address, '@')+1:]
+	fail := authFailure(p.d.m.AuthenticationResults, p.in.opt.TrustedAuthServers, fromDomain)
+	return decide(tok, tokUser, fromUser, fail), nil
+}
+
+// decide applies the rule of DESIGN.md: commands need BOTH a valid,
+// unexpired reply address made for an active moderator or admin AND a
+// From address that is that person's, and no DMARC or DKIM failure for
+// the From domain from a trusted server. Refusals are told only to a real
+// staff member known to ticketd — the person the token was made for, or
+// else the staff member whose address the From names — at the address
+// ticketd has for them, never at an address taken from the mail.
+func decide(tok *replyToken, tokUser, fromUser *tickets.User, authFail string) authority {
+	var a authority
+	switch {
+	case tok.authentic() && isActiveStaff(tokUser):
+		a.user = tokUser
+	case isActiveStaff(fromUser):
+		a.user = fromUser
+	default:
+		return a // a requester's lines are text
+	}
+	a.attempt = true
+	switch {
+	case tok == nil:
+		a.refusal = refuseNoToken
+	case errors.Is(tok.err, signing.ErrExpired):
+		a.refusal = refuseExpired
+	case tok.err != nil || tokUser == nil:
+		a.refusal = refuseBadToken
+	case fromUser != nil && fromUser.ID == tokUser.ID:
+		if !isActiveStaff(tokUser) {
+			a.refusal = refuseOtherPerson // unreachable: a requester's own token is no attempt
+		}
+	case isActiveStaff(fromUser):
+		a.refusal = refuseOtherPerson
+	default:
+		a.refusal = refuseMismatch
+	}
+	if a.refusal == "" && authFail != "" {
+		a.refusal = refuseAuthFailure + " (" + authFail + ")"
+	}
+	a.ok = a.refusal == ""
+	return a
+}
+
+// refusal is a command that was understood but may not be applied.
+type refusal struct{ reason string }
+
+func (r refusal) Error() string { return r.reason }
+
+func refuse(format string, args ...any) error { return refusal{fmt.Sprintf(format, args...)} }
+
+// applyCommands runs each command in a savepoint of its own, so that each
+// applies completely or not at all, and says what happened to each line.
+func (p *process) applyCommands(ctx context.Context, ticketID int64, actor *tickets.User, cmds []mailparse.Command) ([]ReceiptLine, error) {
+	var lines []ReceiptLine
+	for _, c := range cmds {
+		sp, err := p.tx.Begin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("begin savepoint for command %q: %w", c.Line, err)
+		}
+		line, err := p.apply(ctx, tickets.On(sp), ticketID, actor, c)
+		var r refusal
+		switch {
+		case err == nil:
+			if err := sp.Commit(ctx); err != nil {
+				return nil, fmt.Errorf("release savepoint of command %q: %w", c.Line, err)
+			}
+			lines = append(lines, line)
+			continue
+		case errors.As(err, &r):
+			lines = append(lines, refused(c, r.reason))
+		case errors.Is(err, tickets.ErrInvalid):
+			lines = append(lines, refused(c, strings.TrimPrefix(err.Error(), tickets.ErrInvalid.Error()+": ")))
+		default:
+			_ = sp.Rollback(ctx)
+			return nil, fmt.Errorf("apply command %q: %w", c.Line, err)
+		}
+		if err := sp.Rollback(ctx); err != nil {
+			return nil, fmt.Errorf("roll back command %q: %w", c.Line, err)
+		}
+	}
+	return lines, nil
+}
+
+func refused(c mailparse.Command, reason string) ReceiptLine {
+	return ReceiptLine{Command: c.Line, Reason: reason}
+}
+
+func applied(c mailparse.Command, ch tickets.Change, show func(string) string) ReceiptLine {
+	field := ch.Field
+	if field == "helpful_notes" {
+		field = "notes"
+	}
+	return ReceiptLine{Command: c.Line, Applied: true, Field: field, Old: show(ch.Old), New: show(ch.New)}
+}
+
+func same(s string) string { return s }
+
+func statusLabel(s string) string {
+	if s == "" {
+		return ""
+	}
+	return tickets.Status(s).Label()
+}
+
+func emailOrNobody(s string) string {
+	if s == "" {
+		return "nobody"
+	}
+	return s
+}
+
+// apply runs one command on st (a savepoint).
+func (p *process) apply(ctx context.Context, st *tickets.Store, ticketID int64, actor *tickets.User, c mailparse.Command) (ReceiptLine, error) {
+	by := tickets.Actor{UserID: &actor.ID, Channel: tickets.ChannelMail}
+	switch c.Name {
+	case "status":
+		s, err := tickets.ParseStatus(c.Value)
+		if err != nil {
+			return ReceiptLine{}, refuse("unknown value: %v", err)
+		}
+		ch, err := st.SetStatus(ctx, ticketID, s, by)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, statusLabel), nil
+	case "priority":
+		pr, err := tickets.ParsePriority(c.Value)
+		if err != nil {
+			return ReceiptLine{}, refuse("unknown value: %v", err)
+		}
+		ch, err := st.SetPriority(ctx, ticketID, pr, by)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, same), nil
+	case "assign":
+		return p.assign(ctx, st, ticketID, actor, c)
+	case "note":
+		ch, err := st.SetHelpfulNotes(ctx, ticketID, c.Value, by)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, same), nil
+	case "skills":
+		var skills []string
+		if v := strings.ToLower(strings.TrimSpace(c.Value)); v != "none" && v != "-" {
+			skills = tickets.SplitSkills(c.Value)
+		}
+		ch, err := st.SetSkills(ctx, ticketID, skills, by)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, same), nil
+	}
+	return ReceiptLine{}, refuse("unknown command %q", c.Name)
+}
+
+// assign runs "assign: <email>|me|nobody". Admins may give a ticket to any
+// active moderator or admin, or unassign it; moderators may take it
+// ("me") or, when it is theirs, hand it back to an admin or to nobody.
+func (p *process) assign(ctx context.Context, st *tickets.Store, ticketID int64, actor *tickets.User, c mailparse.Command) (ReceiptLine, error) {
+	by := tickets.Actor{UserID: &actor.ID, Channel: tickets.ChannelMail}
+	t, err := st.TicketForUpdate(ctx, ticketID)
+	if err != nil {
+		return ReceiptLine{}, err
+	}
+	mine := t.AssigneeID != nil && *t.AssigneeID == actor.ID
+	v := strings.ToLower(strings.Trim(strings.TrimSpace(c.Value), "<>"))
+	switch v {
+	case "nobody", "none", "unassigned", "unassign", "-":
+		if actor.Role != tickets.RoleAdmin && !mine && t.AssigneeID != nil {
+			return ReceiptLine{}, refuse("not allowed for your role: a moderator can hand back only a ticket assigned to them")
+		}
+		ch, err := st.Unassign(ctx, ticketID, by)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, emailOrNobody), nil
+	}
+	target := actor
+	if v != "me" && v != "myself" {
+		u, err := st.UserByEmail(ctx, v)
+		if errors.Is(err, tickets.ErrNotFound) {
+			return ReceiptLine{}, refuse("unknown value: nobody at ticketd has the address %q", c.Value)
+		}
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		if !isActiveStaff(&u) {
+			return ReceiptLine{}, refuse("unknown value: %s is not an active moderator or admin", u.Email)
+		}
+		target = &u
+	}
+	if actor.Role != tickets.RoleAdmin && target.ID != actor.ID {
+		if target.Role != tickets.RoleAdmin {
+			return ReceiptLine{}, refuse("not allowed for your role: a moderator can assign a ticket to themselves (me) or hand it back to an admin")
+		}
+		if !mine {
+			return ReceiptLine{}, refuse("not allowed for your role: a moderator can hand back only a ticket assigned to them")
+		}
+	}
+	ch, err := st.Assign(ctx, ticketID, target.ID, "assigned by mail by "+actor.Email, by)
+	if err != nil {
+		return ReceiptLine{}, err
+	}
+	return applied(c, ch, emailOrNobody), nil
+}

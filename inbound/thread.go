@@ -1,0 +1,215 @@
+package inbound
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"ticketd/signing"
+	"ticketd/tickets"
+)
+
+// replyToken is a signed reply address found among a mail's recipients.
+type replyToken struct {
+	addr   string
+	claims signing.Claims // filled when the signature and purpose check out
+	err    error          // nil, signing.ErrExpired, or why the token is not ticketd's
+}
+
+// authentic reports whether ticketd made the token for a reply, expired or
+// not: its ticket is a fact, even when it no longer authorises commands.
+func (t *replyToken) authentic() bool {
+	return t != nil && (t.err == nil || errors.Is(t.err, signing.ErrExpired))
+}
+
+// replyTokens verifies every sub-address of the support address among the
+// envelope recipients, To and Cc, in that order, each once.
+func (in *Intake) replyTokens(d *delivery) []replyToken {
+	var out []replyToken
+	seen := map[string]bool{}
+	var all []string
+	all = append(all, d.src.RcptTo...)
+	all = append(all, addresses(d.m.To)...)
+	all = append(all, addresses(d.m.Cc)...)
+	for _, a := range all {
+		a = tickets.NormalizeEmail(clean(a))
+		tok, ok := signing.TokenFromAddress(in.support, a)
+		if !ok || seen[tok] {
+			continue
+		}
+		seen[tok] = true
+		c, err := in.opt.Keys.Verify(signing.PurposeReply, tok, d.now)
+		t := replyToken{addr: a, err: err}
+		if err == nil || errors.Is(err, signing.ErrExpired) {
+			t.claims = c
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// subjectTag finds [#<id>] tags in a subject, as ticketd writes them.
+var subjectTag = regexp.MustCompile(`\[#(\d{1,18})\]`)
+
+// maxThreadIDs bounds how many References are looked up: the newest ones
+// are the ones that find a ticket.
+const maxThreadIDs = 30
+
+// thread finds the ticket a mail belongs to and locks it, in the order of
+// DESIGN.md: (1) a signed reply address among the recipients, preferring
+// one made for the sender; (2) In-Reply-To, then References newest first,
+// against every Message-ID ticketd stored or sent; (3) a [#<id>] subject tag
+// when the sender is a participant of that ticket. It returns a nil ticket
+// when none matches, and the token that threaded the mail by rule 1.
+func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyToken, error) {
+	d, st := p.d, p.st
+	// (1) Signed reply addresses.
+	var cands []*replyToken
+	for i := range d.tokens {
+		if d.tokens[i].authentic() {
+			cands = append(cands, &d.tokens[i])
+		}
+	}
+	if len(cands) > 1 {
+		fromUser, err := p.fromUser(ctx)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if fromUser != nil {
+			slices.SortStableFunc(cands, func(a, b *replyToken) int {
+				am, bm := a.claims.UserID == fromUser.ID, b.claims.UserID == fromUser.ID
+				switch {
+				case am && !bm:
+					return -1
+				case bm && !am:
+					return 1
+				}
+				return 0
+			})
+		}
+	}
+	for _, c := range cands {
+		t, err := st.TicketForUpdate(ctx, c.claims.TicketID)
+		if errors.Is(err, tickets.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return &t, RuleReplyAddress, c, nil
+	}
+
+	// (2) RFC 5322 3.6.4: In-Reply-To names the parent; References lists
+	// the thread, oldest first, so the newest comes last.
+	var ids []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		if id = clean(id); id != "" && !seen[id] && len(ids) < maxThreadIDs {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	add(d.m.InReplyTo)
+	for i := len(d.m.References) - 1; i >= 0; i-- {
+		add(d.m.References[i])
+	}
+	if len(ids) > 0 {
+		id, matched, err := st.TicketByMessageID(ctx, ids)
+		switch {
+		case err == nil:
+			t, err := st.TicketForUpdate(ctx, id)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			rule := RuleReferences
+			if matched == clean(d.m.InReplyTo) {
+				rule = RuleInReplyTo
+			}
+			return &t, rule, nil, nil
+		case !errors.Is(err, tickets.ErrNotFound):
+			return nil, "", nil, err
+		}
+	}
+
+	// (3) A subject tag counts only from someone already on the ticket:
+	// anybody can write [#12] into a subject.
+	if d.sender.Address != "" {
+		for _, m := range subjectTag.FindAllStringSubmatch(d.m.Subject, 5) {
+			id, err := strconv.ParseInt(m[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			ok, err := st.IsParticipant(ctx, id, d.sender.Address)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			if !ok {
+				continue
+			}
+			t, err := st.TicketForUpdate(ctx, id)
+			if errors.Is(err, tickets.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, "", nil, err
+			}
+			return &t, RuleSubjectTag, nil, nil
+		}
+	}
+	return nil, RuleNew, nil, nil
+}
+
+// quotedMsgID finds msg-ids (RFC 5322 3.6.4) written anywhere.
+var quotedMsgID = regexp.MustCompile(`<([^<>\s"@]{1,200}@[^<>\s"@]{1,200})>`)
+
+// maxReportScan bounds how much of a report's body is searched for the
+// Message-ID of the mail it reports on.
+const maxReportScan = 1 << 20
+
+// threadReport finds the ticket of a report that names no parent in its
+// header: a delivery status notification returns the original message or
+// its header (RFC 3464 2, RFC 6522 3), a read receipt names it in
+// Original-Message-ID (RFC 8098 3.2.5), and many auto-replies quote it.
+// The Message-IDs in the body are looked up like References.
+func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, error) {
+	body := p.d.raw
+	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
+		if i := bytes.Index(body, []byte(sep)); i >= 0 {
+			body = body[i+len(sep):]
+			break
+		}
+	}
+	if len(body) > maxReportScan {
+		body = body[:maxReportScan]
+	}
+	var ids []string
+	seen := map[string]bool{p.d.headerID: true}
+	for _, m := range quotedMsgID.FindAllSubmatch(body, 200) {
+		id := clean(string(m[1]))
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+		if len(ids) == maxThreadIDs {
+			break
+		}
+	}
+	if len(ids) == 0 {
+		return nil, "", nil
+	}
+	id, _, err := p.st.TicketByMessageID(ctx, ids)
+	if errors.Is(err, tickets.ErrNotFound) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := p.st.TicketForUpdate(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return &t, RuleReport, nil
+}
