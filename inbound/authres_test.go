@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +117,25 @@ func TestInternalMarker(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzAuthFailure(f *testing.F) {
+	for _, s := range []string{
+		"mx.ticketd.test; dmarc=fail (p=reject) header.from=example.com",
+		"mx.ticketd.test 1; dkim=fail reason=\"x\\\"y\" header.i=@example.com; spf=pass",
+		"MX.ticketd.test (c (nested) c); none",
+		"\"mx.ticketd.test\"; dkim/1 = fail header.d=example.com",
+		"(((;;;",
+	} {
+		f.Add(s, "example.com")
+	}
+	f.Fuzz(func(t *testing.T, field, domain string) {
+		got := authFailure([]string{field}, []string{"mx.ticketd.test"}, domain)
+		if got != "" && !strings.Contains(got, "=fail") {
+			t.Errorf("authFailure(%q) = %q", field, got)
+		}
+		if authFailure([]string{field}, nil, domain) != "" {
+			t.Error("a failure with no trusted server")
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -217,7 +218,15 @@ var validSources = map[string]bool{"smtp": true, "imap": true, "web": true, "api
 // Duplicate set and stores nothing. An error wrapping ErrRejected is
 // permanent; any other error means nothing was stored and the mail should
 // be offered again later.
-func (in *Intake) Deliver(ctx context.Context, raw []byte, src Source) (Result, error) {
+func (in *Intake) Deliver(ctx context.Context, raw []byte, src Source) (res Result, err error) {
+	defer func() {
+		// A bug must not take the receiver down with it: the mail is
+		// not stored (the transaction rolled back) and is offered again.
+		if r := recover(); r != nil {
+			in.log.Error("delivery panicked", "err", r, "stack", string(debug.Stack()))
+			res, err = Result{}, fmt.Errorf("inbound: deliver: internal error: %v", r)
+		}
+	}()
 	if in.err != nil {
 		return Result{}, in.err
 	}
@@ -235,10 +244,6 @@ func (in *Intake) Deliver(ctx context.Context, raw []byte, src Source) (Result, 
 	}
 	start := time.Now()
 	d := in.prepare(raw, src)
-	var (
-		res Result
-		err error
-	)
 	for attempt := 1; ; attempt++ {
 		res, err = in.deliverTx(ctx, d)
 		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
