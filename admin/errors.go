@@ -1,0 +1,60 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"ticketd/inbound"
+	"ticketd/tickets"
+)
+
+// userError is an error whose message is written for the person who caused
+// it, with the HTTP status and API code it maps to.
+type userError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *userError) Error() string { return e.msg }
+
+var (
+	errNoRoute      = &userError{status: http.StatusNotFound, code: "not_found", msg: "There is no such page."}
+	errUnauthorized = &userError{status: http.StatusUnauthorized, code: "unauthorized",
+		msg: "Sign in first: send Authorization: Bearer <token>."}
+	errForbidden = &userError{status: http.StatusForbidden, code: "forbidden",
+		msg: "Your role may not do this."}
+	errRateLimited = &userError{status: http.StatusTooManyRequests, code: "rate_limited",
+		msg: "Too many attempts. Wait a few minutes and try again."}
+)
+
+func badRequest(format string, args ...any) error {
+	return &userError{status: http.StatusBadRequest, code: "bad_request", msg: fmt.Sprintf(format, args...)}
+}
+
+func invalid(format string, args ...any) error {
+	return &userError{status: http.StatusUnprocessableEntity, code: "invalid", msg: fmt.Sprintf(format, args...)}
+}
+
+// classify maps an error to its HTTP status, a stable code for the API and a
+// message safe to show. This is the one place sentinel errors meet HTTP.
+func classify(err error) (status int, code, msg string) {
+	var ue *userError
+	switch {
+	case errors.As(err, &ue):
+		return ue.status, ue.code, ue.msg
+	case errors.Is(err, tickets.ErrNotFound):
+		return http.StatusNotFound, "not_found", "There is no such ticket, or it is not yours to see."
+	case errors.Is(err, tickets.ErrInvalid):
+		return http.StatusUnprocessableEntity, "invalid", err.Error()
+	case errors.Is(err, tickets.ErrAlreadyReleased):
+		return http.StatusConflict, "conflict", "This mail was opened as a ticket already."
+	case errors.Is(err, inbound.ErrRejected):
+		return http.StatusUnprocessableEntity, "rejected", "Intake refused this message; it was not stored."
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "unavailable", "The request took too long; try again."
+	}
+	return http.StatusInternalServerError, "internal", "Something went wrong on our side; it has been logged."
+}

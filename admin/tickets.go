@@ -1,0 +1,547 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"ticketd/tickets"
+)
+
+const pageSize = 25
+
+func isNotFound(err error) bool { return errors.Is(err, tickets.ErrNotFound) }
+
+// ListForm is the filter form of the tickets list, as the viewer wrote it.
+type ListForm struct {
+	Status   string
+	Priority string
+	Assignee string // "", "none", "me" or a user id
+	Skill    string
+	Q        string
+	Sort     string
+	Page     int
+}
+
+func (f ListForm) values(page int) url.Values {
+	v := url.Values{}
+	for k, val := range map[string]string{"status": f.Status, "priority": f.Priority, "assignee": f.Assignee,
+		"skill": f.Skill, "q": f.Q, "sort": f.Sort} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	return v
+}
+
+// URL is the list with these filters on the given page.
+func (f ListForm) URL(page int) string {
+	if q := f.values(page).Encode(); q != "" {
+		return "/tickets?" + q
+	}
+	return "/tickets"
+}
+
+// parseListForm reads the filters from a query; values it does not know
+// are dropped, not errors, so an old bookmark still opens.
+func parseListForm(q url.Values) ListForm {
+	f := ListForm{Q: strings.TrimSpace(q.Get("q")), Skill: strings.TrimSpace(q.Get("skill"))}
+	if st, err := tickets.ParseStatus(q.Get("status")); err == nil && q.Get("status") != "" {
+		f.Status = string(st)
+	}
+	if p, err := tickets.ParsePriority(q.Get("priority")); err == nil && q.Get("priority") != "" {
+		f.Priority = string(p)
+	}
+	switch a := q.Get("assignee"); a {
+	case "none", "me":
+		f.Assignee = a
+	default:
+		if id, err := strconv.ParseInt(a, 10, 64); err == nil && id > 0 {
+			f.Assignee = a
+		}
+	}
+	for _, s := range tickets.Sorts {
+		if q.Get("sort") == s {
+			f.Sort = s
+		}
+	}
+	f.Page, _ = strconv.Atoi(q.Get("page"))
+	if f.Page < 1 {
+		f.Page = 1
+	}
+	return f
+}
+
+func (f ListForm) filter(v *viewer, sc tickets.Scope) tickets.TicketFilter {
+	tf := tickets.TicketFilter{Scope: sc, Status: tickets.Status(f.Status), Priority: tickets.Priority(f.Priority),
+		Skill: f.Skill, Query: f.Q, Sort: f.Sort, Limit: pageSize, Offset: (f.Page - 1) * pageSize}
+	switch f.Assignee {
+	case "none":
+		tf.Unassigned = true
+	case "me":
+		tf.AssigneeID = v.User.ID
+	case "":
+	default:
+		tf.AssigneeID, _ = strconv.ParseInt(f.Assignee, 10, 64)
+	}
+	return tf
+}
+
+// StatusTab is one of the counts above the list.
+type StatusTab struct {
+	Label  string
+	Count  int
+	URL    string
+	Active bool
+}
+
+// TicketsPage is the tickets list.
+type TicketsPage struct {
+	Page
+	Form     ListForm
+	Tabs     []StatusTab
+	Items    []tickets.TicketListItem
+	Total    int
+	Staff    []tickets.User
+	Skills   []string
+	PageNo   int
+	Pages    int
+	PrevURL  string
+	NextURL  string
+	ClearURL string
+}
+
+func (s *server) ticketList(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := viewerFrom(ctx)
+	form := parseListForm(r.URL.Query())
+	filter := form.filter(v, s.scope(v))
+	items, total, err := s.st.ListTickets(ctx, filter)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	counts, err := s.st.CountTicketsByStatus(ctx, filter)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	staff, err := s.st.Staff(ctx)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	skills, err := s.st.SkillVocabulary(ctx)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	data := TicketsPage{Page: s.page(r, "Tickets", "tickets"), Form: form, Items: items, Total: total,
+		Staff: staff, Skills: skills, PageNo: form.Page, ClearURL: "/tickets"}
+	all := form
+	all.Status = ""
+	sum := 0
+	for _, st := range tickets.Statuses {
+		sum += counts[st]
+	}
+	data.Tabs = append(data.Tabs, StatusTab{Label: "All", Count: sum, URL: all.URL(1), Active: form.Status == ""})
+	for _, st := range tickets.Statuses {
+		f := form
+		f.Status = string(st)
+		data.Tabs = append(data.Tabs, StatusTab{Label: st.Label(), Count: counts[st], URL: f.URL(1),
+			Active: form.Status == string(st)})
+	}
+	data.Pages = max(1, (total+pageSize-1)/pageSize)
+	if form.Page > 1 {
+		data.PrevURL = form.URL(form.Page - 1)
+	}
+	if form.Page < data.Pages {
+		data.NextURL = form.URL(form.Page + 1)
+	}
+	s.render(w, r, http.StatusOK, "tickets", data)
+}
+
+// AttachmentLink is an attachment as a page lists it.
+type AttachmentLink struct {
+	tickets.AttachmentInfo
+	URL string
+}
+
+// ThreadEntry is one message of a ticket's thread as a page shows it.
+type ThreadEntry struct {
+	tickets.Message
+	Author      string
+	Label       string
+	Class       string        // inbound, outbound, note or system
+	Text        string        // what is new in the message
+	FullText    string        // the whole text, when it holds more (quotes, signature)
+	HasHTML     bool          // the mail has an HTML part
+	HTML        template.HTML // sanitised; set only when the viewer asked for HTML
+	Attachments []AttachmentLink
+}
+
+// AuditRow is one entry of the audit trail.
+type AuditRow struct {
+	tickets.AuditEntry
+	Actor string
+}
+
+// TicketPage is one ticket for staff.
+type TicketPage struct {
+	Page
+	Ticket       tickets.Ticket
+	Requester    tickets.User
+	Assignee     *tickets.User
+	Participants []tickets.User
+	Thread       []ThreadEntry
+	Audit        []AuditRow
+	Decision     *tickets.AIDecisionSummary
+	Staff        []tickets.User
+	CanAssign    bool // admins
+	CanTake      bool // a moderator on an unassigned ticket
+	ShowHTML     bool
+	RemoteImages bool
+	TextURL      string
+	HTMLURL      string
+	ImagesURL    string
+	Nonce        string
+}
+
+func ticketID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, tickets.ErrNotFound
+	}
+	return id, nil
+}
+
+// users resolves user ids to people, each once.
+type users struct {
+	st   *tickets.Store
+	seen map[int64]tickets.User
+}
+
+func (u *users) get(ctx context.Context, id *int64) string {
+	if id == nil {
+		return ""
+	}
+	if u.seen == nil {
+		u.seen = map[int64]tickets.User{}
+	}
+	if p, ok := u.seen[*id]; ok {
+		return p.Display()
+	}
+	p, err := u.st.User(ctx, *id)
+	if err != nil {
+		return "#" + strconv.FormatInt(*id, 10)
+	}
+	u.seen[*id] = p
+	return p.Display()
+}
+
+// thread builds the thread a viewer sees: staff see everything, requesters
+// only what was not internal.
+func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, remoteImages bool, attURL func(id int64) string) ([]ThreadEntry, error) {
+	msgs, err := s.st.Messages(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	atts, err := s.st.TicketAttachments(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	byMsg := map[int64][]AttachmentLink{}
+	for _, a := range atts {
+		byMsg[a.MessageID] = append(byMsg[a.MessageID], AttachmentLink{AttachmentInfo: a, URL: attURL(a.ID)})
+	}
+	people := users{st: s.st}
+	var out []ThreadEntry
+	for _, m := range msgs {
+		if !staff && m.Internal {
+			continue
+		}
+		e := ThreadEntry{Message: m, Attachments: byMsg[m.ID], HasHTML: strings.TrimSpace(m.HTMLBody) != ""}
+		e.Author = m.FromName
+		if e.Author == "" {
+			e.Author = m.FromAddress
+		}
+		if e.Author == "" {
+			e.Author = people.get(ctx, m.AuthorID)
+		}
+		switch {
+		case m.Kind == tickets.KindNote:
+			e.Label, e.Class = "Internal note", "note"
+		case m.Kind == tickets.KindSystem:
+			e.Label, e.Class = "System", "system"
+		case m.Direction == tickets.Inbound && m.Kind == tickets.KindOpening:
+			e.Label, e.Class = "Opened the ticket", "inbound"
+		case m.Direction == tickets.Inbound:
+			e.Label, e.Class = "Wrote", "inbound"
+		default:
+			e.Label, e.Class = "Replied", "outbound"
+		}
+		if m.Internal && e.Class != "note" {
+			e.Label += " (internal)"
+		}
+		e.Text = strings.TrimSpace(m.ReplyText)
+		full := strings.TrimSpace(m.TextBody)
+		if e.Text == "" {
+			e.Text = full
+		} else if full != e.Text {
+			e.FullText = full
+		}
+		if showHTML && e.HasHTML {
+			e.HTML = s.san.HTML(m.HTMLBody, remoteImages)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := viewerFrom(ctx)
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	t, err := s.st.VisibleTicket(ctx, s.scope(v), id, false)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	data := TicketPage{Page: s.page(r, t.Subject, "tickets"), Ticket: t, ShowHTML: q.Get("view") == "html",
+		CanAssign: v.admin(), CanTake: !v.admin() && t.AssigneeID == nil, Nonce: newNonce()}
+	data.RemoteImages = data.ShowHTML && q.Get("images") == "1"
+	base := "/tickets/" + strconv.FormatInt(t.ID, 10)
+	data.TextURL, data.HTMLURL, data.ImagesURL = base, base+"?view=html", base+"?view=html&images=1"
+	if data.RemoteImages {
+		w.Header().Set("Content-Security-Policy", remoteImagesPolicy)
+	}
+	if data.Requester, err = s.st.User(ctx, t.RequesterID); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if t.AssigneeID != nil {
+		a, err := s.st.User(ctx, *t.AssigneeID)
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		data.Assignee = &a
+	}
+	if data.Participants, err = s.st.Participants(ctx, t.ID); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	data.Thread, err = s.thread(ctx, t, true, data.ShowHTML, data.RemoteImages, func(aid int64) string {
+		return base + "/attachments/" + strconv.FormatInt(aid, 10)
+	})
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	trail, err := s.st.AuditTrail(ctx, t.ID)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	people := users{st: s.st}
+	for _, e := range trail {
+		row := AuditRow{AuditEntry: e, Actor: people.get(ctx, e.ActorID)}
+		if row.Actor == "" {
+			row.Actor = string(e.Channel)
+		}
+		data.Audit = append(data.Audit, row)
+	}
+	if d, err := s.st.LatestAIDecisionSummary(ctx, t.ID); err == nil {
+		data.Decision = &d
+	} else if !isNotFound(err) {
+		s.errorPage(w, r, err)
+		return
+	}
+	if data.CanAssign {
+		if data.Staff, err = s.st.Staff(ctx); err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+	}
+	s.render(w, r, http.StatusOK, "ticket", data)
+}
+
+// afterAction answers a form post on a ticket: back to the ticket with a
+// notice, or the error page for what cannot be shown there.
+func (s *server) afterAction(w http.ResponseWriter, r *http.Request, id int64, notice string, err error) {
+	back := "/tickets/" + strconv.FormatInt(id, 10)
+	if err != nil {
+		status, _, msg := classify(err)
+		if status == http.StatusUnprocessableEntity || status == http.StatusConflict || status == http.StatusForbidden {
+			s.flash(r, msg)
+			s.redirect(w, r, back)
+			return
+		}
+		s.errorPage(w, r, err)
+		return
+	}
+	s.flash(r, notice)
+	s.redirect(w, r, back)
+}
+
+func changeNotice(c tickets.Change, what string) string {
+	if !c.Changed {
+		return what + " was already " + show(c.New) + "."
+	}
+	return what + " changed from " + show(c.Old) + " to " + show(c.New) + "."
+}
+
+func show(v string) string {
+	if st, err := tickets.ParseStatus(v); err == nil && v != "" {
+		return st.Label()
+	}
+	if v == "" {
+		return "nobody"
+	}
+	return v
+}
+
+func (s *server) ticketAssign(w http.ResponseWriter, r *http.Request) {
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	assignee, _ := strconv.ParseInt(r.PostFormValue("assignee_id"), 10, 64)
+	c, err := s.assign(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, assignee, r.PostFormValue("reason"))
+	s.afterAction(w, r, id, changeNotice(c, "Assignee"), err)
+}
+
+func (s *server) ticketStatus(w http.ResponseWriter, r *http.Request) {
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	c, err := s.setStatus(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, r.PostFormValue("status"))
+	s.afterAction(w, r, id, changeNotice(c, "Status"), err)
+}
+
+func (s *server) ticketPriority(w http.ResponseWriter, r *http.Request) {
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	c, err := s.setPriority(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, r.PostFormValue("priority"))
+	s.afterAction(w, r, id, changeNotice(c, "Priority"), err)
+}
+
+func (s *server) ticketNotes(w http.ResponseWriter, r *http.Request) {
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	c, err := s.setNotes(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, r.PostFormValue("notes"))
+	notice := "Helpful notes saved."
+	if !c.Changed {
+		notice = "Helpful notes unchanged."
+	}
+	s.afterAction(w, r, id, notice, err)
+}
+
+func (s *server) ticketReply(w http.ResponseWriter, r *http.Request) {
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	internal := r.PostFormValue("internal") == "1"
+	_, created, err := s.staffMessage(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id,
+		r.PostFormValue("body"), internal, r.PostFormValue("nonce"))
+	notice := "Reply queued to the requester."
+	switch {
+	case !created:
+		notice = "That was sent already."
+	case internal:
+		notice = "Internal note added."
+	}
+	s.afterAction(w, r, id, notice, err)
+}
+
+// staffAttachment downloads an attachment of a ticket the viewer may see.
+func (s *server) staffAttachment(w http.ResponseWriter, r *http.Request) {
+	s.attachment(w, r, true)
+}
+
+func (s *server) attachment(w http.ResponseWriter, r *http.Request, staff bool) {
+	ctx := r.Context()
+	v := viewerFrom(ctx)
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	aid, err := strconv.ParseInt(chi.URLParam(r, "aid"), 10, 64)
+	if err != nil {
+		s.errorPage(w, r, tickets.ErrNotFound)
+		return
+	}
+	sc := s.scope(v)
+	if !staff {
+		sc = tickets.Scope{ParticipantID: v.User.ID}
+	}
+	if _, err := s.st.VisibleTicket(ctx, sc, id, false); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	a, m, err := s.st.AttachmentContent(ctx, aid)
+	if err == nil && (m.TicketID != id || (!staff && m.Internal)) {
+		err = tickets.ErrNotFound
+	}
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if a.Data == nil {
+		s.errorPage(w, r, &userError{status: http.StatusNotFound, code: "not_found",
+			msg: "This attachment was too large to keep apart; it is kept in the original mail."})
+		return
+	}
+	serveAttachment(w, a)
+}
+
+// safeTypes are shown by the browser as they are; anything else downloads
+// as bytes, so an HTML or SVG attachment never runs on this site.
+var safeTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true,
+	"application/pdf": true, "text/plain": true}
+
+func serveAttachment(w http.ResponseWriter, a tickets.Attachment) {
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(a.ContentType, ";")[0]))
+	if !safeTypes[ct] {
+		ct = "application/octet-stream"
+	}
+	if ct == "text/plain" {
+		ct = "text/plain; charset=utf-8"
+	}
+	name := a.Filename
+	if name == "" {
+		name = "attachment-" + strconv.FormatInt(a.ID, 10)
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(name))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Content-Length", strconv.Itoa(len(a.Data)))
+	_, _ = w.Write(a.Data)
+}
