@@ -229,18 +229,21 @@ func (a account) flags(t testing.TB, mailbox string) map[string][]imap.Flag {
 	t.Helper()
 	c := a.client(t)
 	defer c.Close()
-	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
 		t.Fatalf("examine %s: %v", mailbox, err)
+	}
+	if sel.NumMessages == 0 {
+		return map[string][]imap.Flag{}
 	}
 	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
 		Flags: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	}).Collect()
 	if err != nil {
-		// An empty mailbox has no message 1.
-		if strings.Contains(err.Error(), "NO") || strings.Contains(err.Error(), "BAD") {
-			return map[string][]imap.Flag{}
-		}
-		t.Fatalf("fetch flags: %v", err)
+		t.Fatalf("fetch flags in %s: %v", mailbox, err)
+	}
+	if len(msgs) != int(sel.NumMessages) {
+		t.Logf("%s: %d messages, %d fetched", mailbox, sel.NumMessages, len(msgs))
 	}
 	out := map[string][]imap.Flag{}
 	for _, m := range msgs {

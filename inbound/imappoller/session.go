@@ -80,8 +80,24 @@ func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
 			return progressed, err
 		}
 		progressed = true
-		if err := p.wait(ctx, c, idle, newMail); err != nil {
+		heard, err := p.wait(ctx, c, idle, newMail)
+		if err != nil {
 			return progressed, err
+		}
+		if !heard {
+			// Nothing heard for a while: select the mailbox again. A
+			// mailbox deleted and recreated under an open session
+			// goes quiet on some servers (Dovecot) instead of ending
+			// the session; its new UIDVALIDITY shows here.
+			sel, err := c.Select(p.mailbox, nil).Wait()
+			if err != nil {
+				return progressed, fmt.Errorf("select %s again: %w", p.mailbox, err)
+			}
+			if sel.UIDValidity != cp.UIDValidity {
+				if cp, err = p.checkpoint(ctx, sel.UIDValidity); err != nil {
+					return progressed, err
+				}
+			}
 		}
 	}
 }
@@ -339,57 +355,64 @@ func (p *Poller) markDelivered(c *imapclient.Client, set imap.UIDSet) error {
 
 func (p *Poller) move(c *imapclient.Client, set imap.UIDSet) error {
 	caps := c.Caps()
-	if caps.Has(imap.CapMove) || caps.Has(imap.CapUIDPlus) {
-		// RFC 6851 MOVE, or COPY + STORE \Deleted + UID EXPUNGE (RFC
-		// 4315), which removes only these messages.
+	if caps.Has(imap.CapMove) {
+		// RFC 6851 MOVE.
 		_, err := c.Move(set, p.opt.MoveTo).Wait()
 		return err
 	}
-	// Without UIDPLUS, EXPUNGE would also remove what others marked
-	// \Deleted: copy and mark only, and let the mailbox's owner expunge.
+	// One command after the other: go-imap's own fallback sends STORE
+	// and EXPUNGE without waiting for COPY, and would expunge mail that
+	// a failed COPY did not copy.
 	if _, err := c.Copy(set, p.opt.MoveTo).Wait(); err != nil {
 		return err
 	}
-	return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
-		Flags: []imap.Flag{imap.FlagSeen, imap.FlagDeleted}}, nil).Close()
+	flags := []imap.Flag{imap.FlagSeen, imap.FlagDeleted}
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close(); err != nil {
+		return err
+	}
+	if !caps.Has(imap.CapUIDPlus) {
+		// A plain EXPUNGE would also remove what others marked
+		// \Deleted: the mailbox's owner expunges these.
+		return nil
+	}
+	// RFC 4315 2.1: UID EXPUNGE removes only these messages.
+	return c.UIDExpunge(set).Close()
 }
 
 // wait returns when new mail may have arrived: at once if the server said
-// so meanwhile, else when IDLE hears of it (or after IdleTimeout), or after
-// PollInterval on a server without IDLE.
-func (p *Poller) wait(ctx context.Context, c *imapclient.Client, idle bool, newMail <-chan struct{}) error {
+// so meanwhile (heard), else when IDLE hears of it (heard) or after
+// IdleTimeout, or after PollInterval on a server without IDLE.
+func (p *Poller) wait(ctx context.Context, c *imapclient.Client, idle bool, newMail <-chan struct{}) (heard bool, err error) {
 	select {
 	case <-newMail:
-		return nil
+		return true, nil
 	default:
 	}
 	if !idle {
 		sleep(ctx, p.opt.PollInterval)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return nil
+		return false, ctx.Err()
 	}
 	cmd, err := c.Idle()
 	if err != nil {
-		return fmt.Errorf("idle: %w", err)
+		return false, fmt.Errorf("idle: %w", err)
 	}
 	t := time.NewTimer(p.opt.IdleTimeout)
 	select {
 	case <-newMail:
+		heard = true
 	case <-t.C:
 	case <-ctx.Done():
 	case <-c.Closed():
 	}
 	t.Stop()
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	if err := cmd.Close(); err != nil {
-		return fmt.Errorf("end idle: %w", err)
+		return false, fmt.Errorf("end idle: %w", err)
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("idle: %w", err)
+		return false, fmt.Errorf("idle: %w", err)
 	}
-	return nil
+	return heard, nil
 }
