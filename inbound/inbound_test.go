@@ -478,6 +478,14 @@ func TestAutomaticMail(t *testing.T) {
 		{name: "bounce returning the header of our mail is a system note", mailFrom: "",
 			raw:  func(string) []byte { return []byte(fmt.Sprintf(dsn, "", "Message-ID: <ack@ticketd.test>\r\n")) },
 			want: want{Kind: "system", AutoKind: "bounce", Bouncing: true, Rule: "report"}},
+		{name: "delivery delay notice of our mail is a system note", threaded: true, mailFrom: "",
+			raw: func(irt string) []byte {
+				return []byte("From: MAILER-DAEMON@mx.example.net\r\nTo: support@ticketd.test\r\nSubject: Delivery delayed\r\nIn-Reply-To: " + irt + "\r\n" +
+					"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"d\"\r\n\r\n" +
+					"--d\r\nContent-Type: text/plain\r\n\r\nStill trying.\r\n--d\r\nContent-Type: message/delivery-status\r\n\r\n" +
+					"Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; gone@example.net\r\nAction: delayed\r\nStatus: 4.4.1\r\n--d--\r\n")
+			},
+			want: want{Kind: "system", AutoKind: "delivery-status"}},
 		{name: "complaint is quarantined",
 			raw: func(string) []byte {
 				return []byte("From: abuse@isp.example\r\nTo: support@ticketd.test\r\nSubject: Abuse report\r\nMIME-Version: 1.0\r\n" +
