@@ -1,0 +1,103 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"ticketd/admin"
+	"ticketd/tickets"
+)
+
+func TestSanitizer(t *testing.T) {
+	t.Parallel()
+	s := admin.NewSanitizer()
+	for _, tc := range []struct {
+		name    string
+		in      string
+		remote  bool
+		absent  []string
+		present []string
+	}{
+		{"script element", `<p>hi</p><script>window.pwned=1</script>`, false, []string{"<script", "pwned"}, []string{"<p>hi</p>"}},
+		{"event handler", `<img src="x" onerror="window.pwned=1"><b onclick="x()">b</b>`, false, []string{"onerror", "onclick", "pwned"}, []string{"<b>b</b>"}},
+		{"javascript link", `<a href="javascript:alert(1)">click</a>`, false, []string{"javascript:", "href"}, []string{"click"}},
+		{"javascript link, obfuscated", `<a href="jav&#x09;ascript:alert(1)">x</a><a href=" JaVaScRiPt:alert(1)">y</a>`, false, []string{"ascript:", "href"}, nil},
+		{"data html link", `<a href="data:text/html,<script>alert(1)</script>">x</a>`, false, []string{"data:text/html", "<script"}, nil},
+		{"styles and frames", `<style>body{display:none}</style><iframe src="https://evil.example"></iframe><p style="position:fixed">x</p>`, false,
+			[]string{"<style", "<iframe", "style=", "evil.example"}, []string{"<p>x</p>"}},
+		{"forms and meta", `<form action="https://evil.example"><input name="password"></form><meta http-equiv="refresh" content="0;url=https://evil.example">`, false,
+			[]string{"<form", "<input", "<meta", "evil.example"}, nil},
+		{"svg with script", `<svg onload="alert(1)"><script>alert(2)</script></svg>`, false, []string{"<svg", "onload", "alert"}, nil},
+		{"remote image blocked", `<img src="https://tracker.example/pixel.gif" alt="logo">`, false, []string{"tracker.example"}, []string{`alt="logo"`}},
+		{"remote image on request", `<img src="https://tracker.example/pixel.gif" alt="logo">`, true, nil, []string{`src="https://tracker.example/pixel.gif"`}},
+		{"relative image never", `<img src="/signout" alt="x">`, true, []string{"/signout"}, nil},
+		{"inline data image kept", `<img src="data:image/png;base64,iVBORw0KGgo=" alt="x">`, false, nil, []string{"data:image/png;base64"}},
+		{"links lose the referrer", `<a href="https://example.org/help">help</a>`, false, nil,
+			[]string{`href="https://example.org/help"`, "noreferrer", "nofollow", `target="_blank"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := strings.ToLower(string(s.HTML(tc.in, tc.remote)))
+			for _, a := range tc.absent {
+				if strings.Contains(out, strings.ToLower(a)) {
+					t.Errorf("output keeps %q: %s", a, out)
+				}
+			}
+			for _, p := range tc.present {
+				if !strings.Contains(out, strings.ToLower(p)) {
+					t.Errorf("output lacks %q: %s", p, out)
+				}
+			}
+		})
+	}
+}
+
+// TestMailHTMLOnPages: plain text is the default view; the HTML view is
+// sanitised, and remote images load only when asked for, with a CSP that
+// allows them then and only then.
+func TestMailHTMLOnPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tk := e.ticket("Newsletter", "plain words", e.req, &e.mod, "")
+	if _, err := e.st.InsertMessage(ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Inbound, MessageID: "html-1@example.net",
+		FromAddress: e.req.Email, TextBody: "the plain text part",
+		HTMLBody: `<p>the <b>html</b> part</p><script>window.pwned=1</script><img src="https://tracker.example/p.gif" onerror="window.pwned=2"><a href="javascript:alert(1)">x</a>`}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.signIn(e.mod)
+	base := "/tickets/" + itoa(tk.ID)
+	for _, tc := range []struct {
+		name    string
+		query   string
+		present []string
+		absent  []string
+		csp     string
+	}{
+		{"default is text", "", []string{"the plain text part"}, []string{"<b>html</b>", "tracker.example/p.gif"}, "img-src 'self' data:;"},
+		{"html view", "?view=html", []string{"<b>html</b>"}, []string{"window.pwned", "tracker.example/p.gif", "javascript:", "onerror"}, "img-src 'self' data:;"},
+		{"html with images", "?view=html&images=1", []string{`src="https://tracker.example/p.gif"`}, []string{"window.pwned", "onerror", "javascript:"}, "img-src 'self' data: https: http:;"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := c.get(base + tc.query)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			for _, p := range tc.present {
+				if !strings.Contains(res.body, p) {
+					t.Errorf("page lacks %q", p)
+				}
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(res.body, a) {
+					t.Errorf("page has %q", a)
+				}
+			}
+			if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, tc.csp) {
+				t.Errorf("CSP %q lacks %q", csp, tc.csp)
+			}
+		})
+	}
+}
