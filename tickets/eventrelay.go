@@ -1,0 +1,126 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EventsChannel is the PostgreSQL notification channel on which committed
+// event_outbox inserts are announced (migration 0004).
+const EventsChannel = "ticketd_events"
+
+// OutboxEvent is an unsent row of the event outbox.
+type OutboxEvent struct {
+	Event
+	CreatedAt time.Time
+	Attempts  int
+}
+
+// PendingEvents locks up to limit unsent events that are due, oldest first.
+// Rows another transaction holds are skipped, so several relays share the
+// outbox without sending a row twice at the same time. Run it inside InTx
+// and mark the rows before the transaction ends.
+func (s *Store) PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT id, name, ticket_id, data, created_at, attempts FROM event_outbox
+		WHERE sent_at IS NULL AND next_attempt_at <= now()
+		ORDER BY id LIMIT $1
+		FOR UPDATE SKIP LOCKED`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select pending events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxEvent, error) {
+		var e OutboxEvent
+		err := row.Scan(&e.ID, &e.Name, &e.TicketID, &e.Data, &e.CreatedAt, &e.Attempts)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select pending events: %w", err)
+	}
+	return out, nil
+}
+
+// MarkEventsSent records that the workflow engine accepted the events.
+func (s *Store) MarkEventsSent(ctx context.Context, ids []int64) error {
+	if _, err := s.db.Exec(ctx, `UPDATE event_outbox SET sent_at = now(), attempts = attempts + 1,
+		last_error = '' WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("mark %d events sent: %w", len(ids), err)
+	}
+	return nil
+}
+
+// DeferEvent records a failed send and when to try again.
+func (s *Store) DeferEvent(ctx context.Context, id int64, wait time.Duration, reason string) error {
+	if _, err := s.db.Exec(ctx, `UPDATE event_outbox SET attempts = attempts + 1,
+		next_attempt_at = now() + $2::interval, last_error = left($3, 1000) WHERE id = $1`,
+		id, wait, reason); err != nil {
+		return fmt.Errorf("defer event %d: %w", id, err)
+	}
+	return nil
+}
+
+// NextEventDue returns when the earliest unsent event is due, and false when
+// there is none.
+func (s *Store) NextEventDue(ctx context.Context) (time.Time, bool, error) {
+	var due *time.Time
+	if err := s.db.QueryRow(ctx, `SELECT min(next_attempt_at) FROM event_outbox
+		WHERE sent_at IS NULL`).Scan(&due); err != nil {
+		return time.Time{}, false, fmt.Errorf("select next due event: %w", err)
+	}
+	if due == nil {
+		return time.Time{}, false, nil
+	}
+	return *due, true, nil
+}
+
+// OutboxBacklog counts unsent events and the age of the oldest, for metrics
+// and readiness.
+func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Duration, err error) {
+	var secs float64
+	if err := s.db.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)
+		FROM event_outbox WHERE sent_at IS NULL`).Scan(&n, &secs); err != nil {
+		return 0, 0, fmt.Errorf("count unsent events: %w", err)
+	}
+	return n, time.Duration(secs * float64(time.Second)), nil
+}
+
+// UntriagedStale lists To-Do tickets that were never triaged although their
+// latest ticket.created event went out more than after ago (or they have
+// none), for instance because the workflow engine lost the run, and that
+// have had fewer than maxEvents such events. Tickets whose event still waits
+// in the outbox are not listed.
+func (s *Store) UntriagedStale(ctx context.Context, after time.Duration, maxEvents, limit int) ([]int64, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT t.id FROM tickets t
+		WHERE t.triaged_at IS NULL AND t.status = 'todo'
+			AND t.created_at < now() - $1::interval
+			AND NOT EXISTS (
+				SELECT 1 FROM event_outbox e
+				WHERE e.ticket_id = t.id AND e.name = 'ticket.created'
+					AND (e.sent_at IS NULL OR e.sent_at > now() - $1::interval))
+			AND (SELECT count(*) FROM event_outbox e
+				WHERE e.ticket_id = t.id AND e.name = 'ticket.created') < $2
+		ORDER BY t.id LIMIT $3`, after, maxEvents, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select stale untriaged tickets: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("select stale untriaged tickets: %w", err)
+	}
+	return ids, nil
+}
+
+// HasEvent reports whether the outbox holds (or held) an event of that name
+// for the ticket.
+func (s *Store) HasEvent(ctx context.Context, ticketID int64, name string) (bool, error) {
+	var ok bool
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM event_outbox
+		WHERE ticket_id = $1 AND name = $2)`, ticketID, name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up %s events of ticket %d: %w", name, ticketID, err)
+	}
+	return ok, nil
+}

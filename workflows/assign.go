@@ -1,0 +1,98 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"ticketd/tickets"
+)
+
+// choice is who automatic assignment picked, and why.
+type choice struct {
+	AssigneeID *int64 `json:"assignee_id"`
+	Reason     string `json:"reason"`
+}
+
+// pickAssignee chooses the staff member for a ticket needing skills: the
+// most skills in common, then the fewest open tickets, then the longest
+// since their last assignment (never assigned counts as longest). When
+// nobody has any of the skills, an admin is chosen the same way by load, or
+// any staff member when there is no admin. Code decides this, never a model.
+func pickAssignee(staff []tickets.Assignable, skills []string) choice {
+	skills = tickets.NormalizeSkills(skills)
+	type cand struct {
+		tickets.Assignable
+		matched []string
+	}
+	var all []cand
+	best := 0
+	for _, s := range staff {
+		c := cand{Assignable: s}
+		for _, sk := range s.Skills {
+			if slices.Contains(skills, sk) {
+				c.matched = append(c.matched, sk)
+			}
+		}
+		best = max(best, len(c.matched))
+		all = append(all, c)
+	}
+	if len(all) == 0 {
+		return choice{Reason: "no active moderator or admin to assign"}
+	}
+	var pool []cand
+	var why string
+	switch {
+	case best > 0:
+		for _, c := range all {
+			if len(c.matched) == best {
+				pool = append(pool, c)
+			}
+		}
+	default:
+		for _, c := range all {
+			if c.Role == tickets.RoleAdmin {
+				pool = append(pool, c)
+			}
+		}
+		who := "admin"
+		if len(pool) == 0 {
+			pool, who = all, "moderator"
+		}
+		if len(skills) == 0 {
+			why = "no skills identified; " + who
+		} else {
+			why = fmt.Sprintf("nobody has the skills %s; %s", strings.Join(skills, ", "), who)
+		}
+	}
+	sort.SliceStable(pool, func(i, j int) bool {
+		a, b := pool[i], pool[j]
+		if a.OpenTickets != b.OpenTickets {
+			return a.OpenTickets < b.OpenTickets
+		}
+		switch {
+		case a.LastAssignedAt == nil && b.LastAssignedAt != nil:
+			return true
+		case a.LastAssignedAt != nil && b.LastAssignedAt == nil:
+			return false
+		case a.LastAssignedAt != nil && !a.LastAssignedAt.Equal(*b.LastAssignedAt):
+			return a.LastAssignedAt.Before(*b.LastAssignedAt)
+		}
+		return a.ID < b.ID
+	})
+	p := pool[0]
+	load := fmt.Sprintf("%d open ticket%s", p.OpenTickets, plural(p.OpenTickets))
+	id := p.ID
+	if best > 0 {
+		return choice{AssigneeID: &id, Reason: fmt.Sprintf("matched skills: %s; %s", strings.Join(p.matched, ", "), load)}
+	}
+	return choice{AssigneeID: &id, Reason: fmt.Sprintf("%s with %s", why, load)}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
