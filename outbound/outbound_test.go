@@ -1,0 +1,281 @@
+package outbound_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"ticketd/outbound"
+	"ticketd/pgtest"
+	"ticketd/signing"
+	"ticketd/tickets"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const support = "support@desk.example"
+
+// tWriter sends log lines to t.Log.
+type tWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func testLog(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type fixture struct {
+	t    testing.TB
+	ctx  context.Context
+	pool *pgxpool.Pool
+	st   *tickets.Store
+	keys *signing.Keys
+	n    *outbound.Notifier
+	log  *slog.Logger
+}
+
+func newFixture(t testing.TB, mod func(*outbound.NotifierOptions)) *fixture {
+	t.Helper()
+	if tt, ok := t.(*testing.T); ok {
+		tt.Parallel()
+	}
+	keys, err := signing.NewKeys("a test secret of enough length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := pgtest.New(t)
+	f := &fixture{t: t, ctx: context.Background(), pool: pool, st: tickets.NewStore(pool), keys: keys, log: testLog(t)}
+	o := outbound.NotifierOptions{
+		SupportAddress: support,
+		Aliases:        []string{"help@desk.example"},
+		FromName:       "Support",
+		Keys:           keys,
+		BaseURL:        "https://desk.example/",
+		Logger:         f.log,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	f.n = outbound.NewNotifier(o)
+	return f
+}
+
+func (f *fixture) user(email, name string, role tickets.Role, skills ...string) tickets.User {
+	f.t.Helper()
+	u, err := f.st.CreateUser(f.ctx, tickets.NewUser{Email: email, Name: name, Role: role, Skills: skills})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+// ticket opens a ticket the way intake does: the ticket, its CC
+// participants and the opening message.
+func (f *fixture) ticket(req tickets.User, subject, text, openingID string, cc ...tickets.User) tickets.Ticket {
+	f.t.Helper()
+	tk, err := f.st.CreateTicket(f.ctx, tickets.NewTicket{Subject: subject, Description: text, RequesterID: req.ID})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var ccAddrs []string
+	for _, u := range cc {
+		if err := f.st.AddParticipant(f.ctx, tk.ID, u.ID, "cc"); err != nil {
+			f.t.Fatal(err)
+		}
+		ccAddrs = append(ccAddrs, u.Email)
+	}
+	_, err = f.st.InsertMessage(f.ctx, tickets.Message{
+		TicketID: tk.ID, Direction: tickets.Inbound, Kind: tickets.KindOpening, AuthorID: &req.ID,
+		MessageID: openingID, FromAddress: req.Email, FromName: req.Name, ToAddresses: []string{support},
+		CcAddresses: ccAddrs, Subject: subject, TextBody: text, ReplyText: text, ThreadRule: "new",
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tk
+}
+
+func (f *fixture) tx(fn func(st *tickets.Store) error) {
+	f.t.Helper()
+	if err := f.st.InTx(f.ctx, fn); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) mails(ticketID int64) []tickets.OutboxMail {
+	f.t.Helper()
+	m, err := f.st.TicketMails(f.ctx, ticketID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m
+}
+
+func (f *fixture) relay(s *sink, mod func(*outbound.RelayOptions)) *outbound.Relay {
+	f.t.Helper()
+	o := outbound.RelayOptions{URL: s.url("smtp", ""), HeloName: "ticketd.test", Logger: f.log}
+	if mod != nil {
+		mod(&o)
+	}
+	r, err := outbound.NewRelay(o)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func (f *fixture) sender(tr outbound.Transport, mod func(*outbound.SenderOptions)) *outbound.Sender {
+	o := outbound.SenderOptions{Pool: f.pool, Transport: tr, Logger: f.log}
+	if mod != nil {
+		mod(&o)
+	}
+	return outbound.NewSender(o)
+}
+
+// run starts the sender until the test ends.
+func (f *fixture) run(s *outbound.Sender) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Errorf("sender: %v", err)
+		}
+	})
+}
+
+func (f *fixture) deliver(s *outbound.Sender) {
+	f.t.Helper()
+	if _, err := s.DeliverDue(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// parsed is a received mail taken apart again with go-message.
+type parsed struct {
+	h          mail.Header
+	text, html string
+	raw        []byte
+}
+
+func parse(t testing.TB, data []byte) parsed {
+	t.Helper()
+	r, err := mail.CreateReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("parse mail: %v", err)
+	}
+	p := parsed{h: r.Header, raw: data}
+	for {
+		part, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("parse mail part: %v", err)
+		}
+		b, err := io.ReadAll(part.Body)
+		if err != nil {
+			t.Fatalf("read mail part: %v", err)
+		}
+		if h, ok := part.Header.(*mail.InlineHeader); ok {
+			typ, params, _ := h.ContentType()
+			if params["charset"] != "utf-8" {
+				t.Errorf("part %s has charset %q, want utf-8", typ, params["charset"])
+			}
+			if enc := h.Get("Content-Transfer-Encoding"); enc != "quoted-printable" {
+				t.Errorf("part %s has Content-Transfer-Encoding %q, want quoted-printable", typ, enc)
+			}
+			// Quoted-printable carries CRLF line breaks (RFC 2045 6.7).
+			text := strings.ReplaceAll(string(b), "\r\n", "\n")
+			switch typ {
+			case "text/plain":
+				p.text = text
+			case "text/html":
+				p.html = text
+			}
+		}
+	}
+	return p
+}
+
+func (p parsed) get(t testing.TB, key string) string {
+	t.Helper()
+	v, err := p.h.Text(key)
+	if err != nil {
+		t.Fatalf("header %s: %v", key, err)
+	}
+	return v
+}
+
+func (p parsed) ids(t testing.TB, key string) []string {
+	t.Helper()
+	ids, err := p.h.MsgIDList(key)
+	if err != nil {
+		t.Fatalf("header %s: %v", key, err)
+	}
+	return ids
+}
+
+func (p parsed) addr(t testing.TB, key string) *mail.Address {
+	t.Helper()
+	l, err := p.h.AddressList(key)
+	if err != nil || len(l) != 1 {
+		t.Fatalf("header %s = %q: %v", key, p.h.Get(key), err)
+	}
+	return l[0]
+}
+
+// byMessageID pairs each received mail with its outbox row.
+func byMessageID(t testing.TB, got []sunk) map[string]parsed {
+	t.Helper()
+	out := make(map[string]parsed)
+	for _, m := range got {
+		p := parse(t, m.Data)
+		id, err := p.h.MessageID()
+		if err != nil || id == "" {
+			t.Fatalf("received mail without Message-ID: %v", err)
+		}
+		if _, dup := out[id]; dup {
+			t.Errorf("mail %s received twice", id)
+		}
+		out[id] = p
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// eventually polls cond until it holds, failing after a generous timeout.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
