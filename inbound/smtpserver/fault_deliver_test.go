@@ -9,8 +9,8 @@ import (
 	"ticketd/inbound/smtpserver"
 )
 
-// faultDeliverer is what the fault test's server process delivers with.
-func faultDeliverer(_ context.Context, pool *pgxpool.Pool, _ *slog.Logger) (smtpserver.DeliverFunc, error) {
-	rs := &rawStore{pool: pool}
-	return rs.Deliver, nil
+// faultDeliverer is what the fault test's server process delivers with:
+// ticketd's intake.
+func faultDeliverer(_ context.Context, pool *pgxpool.Pool, log *slog.Logger) (smtpserver.Options, error) {
+	return intakeOptions(pool, log)
 }

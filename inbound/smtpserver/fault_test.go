@@ -40,12 +40,13 @@ func faultChild() int {
 		fmt.Fprintln(os.Stderr, "fault child: connect:", err)
 		return 2
 	}
-	deliver, err := faultDeliverer(ctx, pool, log)
+	opt, err := faultDeliverer(ctx, pool, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fault child:", err)
 		return 2
 	}
-	s, err := smtpserver.New(smtpserver.Options{Deliver: deliver, Accepts: acceptSupport, Logger: log, MaxSessions: 200})
+	opt.MaxSessions = 200
+	s, err := smtpserver.New(opt)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fault child:", err)
 		return 2
@@ -204,6 +205,18 @@ func TestSIGKILLWhileClientsSend(t *testing.T) {
 			t.Errorf("%s stored %d times", id, n)
 		}
 	}
+	checkThread := func(ids []string, when string) {
+		for _, id := range ids {
+			if counts[id] == 0 {
+				continue
+			}
+			if m, tk := messagesWithID(t, pool, id+"@client.test"); m != 1 || tk != 1 {
+				t.Errorf("%s %s: %d messages in %d tickets, want 1 in 1", id, when, m, tk)
+			}
+		}
+	}
+	checkThread(ok, "before the restart")
+	checkThread(unanswered, "before the restart")
 
 	// After the restart, clients send again what got no 250; one resends
 	// some that did (a client whose 250 was lost on the way would).
@@ -223,6 +236,14 @@ func TestSIGKILLWhileClientsSend(t *testing.T) {
 			t.Errorf("%s stored %d times after the resends, want 1", id, counts[id])
 		}
 	}
-	t.Logf("after the restart: %d resent (%d without a 250 before, 10 with), %d distinct mails stored, each once: %v",
-		len(resend), len(unanswered), len(counts), !t.Failed())
+	checkThread(append(ok, unanswered...), "after the resends")
+	var nTickets int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM tickets`).Scan(&nTickets); err != nil {
+		t.Fatal(err)
+	}
+	if nTickets != len(ok)+len(unanswered) {
+		t.Errorf("%d tickets for %d distinct mails", nTickets, len(ok)+len(unanswered))
+	}
+	t.Logf("after the restart: %d resent (%d without a 250 before, 10 with); %d distinct mails stored, %d tickets, each once: %v",
+		len(resend), len(unanswered), len(counts), nTickets, !t.Failed())
 }
