@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"ticketd/metrics"
 	"ticketd/tickets"
 )
 
@@ -20,6 +21,7 @@ type SenderOptions struct {
 	Pool      *pgxpool.Pool // required
 	Transport Transport     // required: a *Relay or a *Maildir
 	Logger    *slog.Logger
+	Metrics   *metrics.Metrics // mails sent and failed attempts; nil records nothing
 	// BatchSize is how many mails one claim takes (default 32); Workers how
 	// many of them are delivered at once (default 4).
 	BatchSize int
@@ -297,6 +299,7 @@ func (s *Sender) deliver(ctx context.Context, m tickets.OutboxMail) (ok bool) {
 			}
 			return err
 		})
+		s.o.Metrics.MailSent()
 		log.Info("mail sent", "to", m.Recipients)
 		return true
 	case Permanent(err):
@@ -304,6 +307,7 @@ func (s *Sender) deliver(ctx context.Context, m tickets.OutboxMail) (ok bool) {
 			_, err := s.st.MarkMailFailed(ctx, m.ID, m.Attempts, err.Error())
 			return err
 		})
+		s.o.Metrics.DeliveryFailed(true)
 		log.Error("mail refused for good", "to", m.Recipients, "err", err)
 		return false
 	default:
@@ -315,6 +319,7 @@ func (s *Sender) deliver(ctx context.Context, m tickets.OutboxMail) (ok bool) {
 			}
 			return rerr
 		})
+		s.o.Metrics.DeliveryFailed(false)
 		log.Warn("mail not sent; will try again", "to", m.Recipients, "retry_in", wait, "err", err)
 		return false
 	}

@@ -22,6 +22,7 @@ type Config struct {
 	Domain         string
 	SupportAddress string
 	SupportAliases []string
+	SupportName    string
 	Secrets        []string // newest first: TICKETD_SECRET, then TICKETD_SECRET_PREVIOUS
 	BaseURL        string
 
@@ -41,6 +42,7 @@ type Config struct {
 	ReopenAfter         time.Duration
 
 	SMTPRelayURL          string
+	SMTPHeloName          string
 	Maildir               string
 	AutoReplyLimitPerHour int
 	ReplyTokenTTL         time.Duration
@@ -178,6 +180,8 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.Domain })},
 	{name: "SUPPORT_ADDRESS", help: "the support address; default support@TICKETD_DOMAIN",
 		set: str(func(c *Config) *string { return &c.SupportAddress })},
+	{name: "SUPPORT_NAME", def: "Support", help: "the name on mail ticketd sends (\"Mo via Support\")",
+		set: str(func(c *Config) *string { return &c.SupportName })},
 	{name: "SUPPORT_ALIASES", help: "other addresses ticketd accepts mail for, comma-separated",
 		set: list(func(c *Config) *[]string { return &c.SupportAliases })},
 	{name: "TICKETD_SECRET", secret: true, help: "key for signed reply addresses and links, at least 16 bytes (required for serve)",
@@ -221,6 +225,8 @@ var settings = []setting{
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
 	{name: "SMTP_RELAY_URL", secret: true, help: "outgoing relay: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; empty writes mail to MAILDIR",
 		set: urlOf("smtp", "smtps")(func(c *Config) *string { return &c.SMTPRelayURL })},
+	{name: "SMTP_HELO_NAME", help: "the name ticketd gives the relay in EHLO; default the host name",
+		set: str(func(c *Config) *string { return &c.SMTPHeloName })},
 	{name: "MAILDIR", help: "Maildir that receives outgoing mail when no relay is set (dev: .ticketd/outbox)",
 		set: str(func(c *Config) *string { return &c.Maildir })},
 	{name: "AUTO_REPLY_LIMIT_PER_HOUR", def: "10", help: "automatic mails to one address per hour at most",

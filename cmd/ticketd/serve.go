@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,18 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"ticketd/admin"
+	"ticketd/inbound"
+	"ticketd/inbound/imappoller"
+	"ticketd/inbound/smtpserver"
+	"ticketd/metrics"
 	"ticketd/migrations"
+	"ticketd/outbound"
+	"ticketd/signing"
 )
 
 // background runs long-lived loops, each recovering its own panics, and
@@ -128,6 +138,8 @@ type app struct {
 	loops []namedLoop
 	// listeners serve until shutdown, and stop taking new work first.
 	servers []listener
+	// closers run last, after every loop has stopped.
+	closers []func() error
 }
 
 type namedLoop struct {
@@ -181,18 +193,138 @@ func (a *app) run(ctx context.Context) error {
 	}
 	stopLoops()
 	bg.Wait()
+	for _, c := range a.closers {
+		if err := c(); err != nil {
+			a.log.Warn("close", "err", err)
+		}
+	}
 	return runErr
 }
 
 func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.Pool) (*app, error) {
 	a := &app{cfg: cfg, log: log, pool: pool, root: chi.NewRouter()}
+	keys, err := signing.NewKeys(cfg.Secrets...)
+	if err != nil {
+		return nil, fmt.Errorf("TICKETD_SECRET: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	met := metrics.New(reg, pool, log.With("component", "metrics"))
+
+	// Outgoing mail: composed into the mail outbox by the notifier, delivered
+	// by the sender through the relay or into the Maildir.
+	notifier := outbound.NewNotifier(outbound.NotifierOptions{
+		SupportAddress:   cfg.SupportAddress,
+		Aliases:          cfg.SupportAliases,
+		Domain:           cfg.Domain,
+		FromName:         cfg.SupportName,
+		Keys:             keys,
+		ReplyTTL:         cfg.ReplyTokenTTL,
+		BaseURL:          cfg.BaseURL,
+		TicketLink:       admin.TicketLink(cfg.BaseURL),
+		AutoLimitPerHour: cfg.AutoReplyLimitPerHour,
+		Logger:           log.With("component", "notifier"),
+	})
+	var transport outbound.Transport
+	if cfg.SMTPRelayURL != "" {
+		relay, err := outbound.NewRelay(outbound.RelayOptions{URL: cfg.SMTPRelayURL, HeloName: cfg.SMTPHeloName,
+			Logger: log.With("component", "relay")})
+		if err != nil {
+			return nil, fmt.Errorf("SMTP_RELAY_URL: %w", err)
+		}
+		transport = relay
+		defer func() {
+			a.closers = append(a.closers, relay.Close)
+		}()
+	} else {
+		md, err := outbound.NewMaildir(cfg.Maildir)
+		if err != nil {
+			return nil, fmt.Errorf("MAILDIR: %w", err)
+		}
+		transport = md
+	}
+	sender := outbound.NewSender(outbound.SenderOptions{Pool: pool, Transport: transport, Metrics: met,
+		Logger: log.With("component", "sender")})
+	a.loops = append(a.loops, namedLoop{"sender", sender.Run})
+
+	// Intake: the one way in.
+	intake := inbound.New(inbound.Options{
+		Pool:               pool,
+		Logger:             log.With("component", "intake"),
+		Metrics:            met,
+		SupportAddress:     cfg.SupportAddress,
+		Aliases:            cfg.SupportAliases,
+		Keys:               keys,
+		Notifier:           notifier,
+		TrustedAuthServers: cfg.TrustedAuthServIDs,
+		Reopen:             inbound.ReopenPolicy{NewTicketAfter: cfg.ReopenAfter},
+		MaxMessageBytes:    cfg.SMTPMaxMessageBytes,
+	})
+
+	if cfg.SMTPListen != "" {
+		opt := smtpserver.Options{
+			Addr:            cfg.SMTPListen,
+			Domain:          cfg.Domain,
+			Accepts:         intake.Accepts,
+			IsPermanent:     isRejected,
+			MaxMessageBytes: cfg.SMTPMaxMessageBytes,
+			MaxRecipients:   cfg.SMTPMaxRecipients,
+			MaxSessions:     cfg.SMTPMaxSessions,
+			Logger:          log.With("component", "smtp"),
+			Deliver: func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
+				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "smtp", RemoteAddr: env.RemoteAddr,
+					MailFrom: env.MailFrom, RcptTo: env.RcptTo})
+				return err
+			},
+		}
+		if cfg.SMTPTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.SMTPTLSCert, cfg.SMTPTLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("SMTP_TLS_CERT: %w", err)
+			}
+			opt.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		if cfg.SMTPAuthUsername != "" {
+			opt.Auth = &smtpserver.Auth{Username: cfg.SMTPAuthUsername, Password: cfg.SMTPAuthPassword}
+		}
+		srv, err := smtpserver.New(opt)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", cfg.SMTPListen)
+		if err != nil {
+			return nil, fmt.Errorf("SMTP_LISTEN %s: %w", cfg.SMTPListen, err)
+		}
+		a.servers = append(a.servers, listener{name: "smtp", serve: func() error { return srv.Serve(ln) },
+			shutdown: srv.Shutdown})
+	}
+
+	for _, u := range cfg.IMAPURLs {
+		p, err := imappoller.New(imappoller.Options{
+			URL:          u,
+			Pool:         pool,
+			MoveTo:       cfg.IMAPMoveTo,
+			PollInterval: cfg.IMAPPollInterval,
+			IsPermanent:  isRejected,
+			Logger:       log.With("component", "imap"),
+			Deliver: func(ctx context.Context, raw []byte, m imappoller.Mail) error {
+				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "imap", Mailbox: m.Mailbox, UID: m.UID})
+				return err
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("IMAP_URL: %w", err)
+		}
+		a.loops = append(a.loops, namedLoop{"imap", p.Run})
+	}
+
 	rd := readiness{pool: pool}
 	a.root.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
 	a.root.Handle("/readyz", &rd)
-	a.root.Handle("/metrics", promhttp.Handler())
+	a.root.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	if cfg.HTTPListen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPListen)
@@ -206,3 +338,5 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 	}
 	return a, nil
 }
+
+func isRejected(err error) bool { return errors.Is(err, inbound.ErrRejected) }
