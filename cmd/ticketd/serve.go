@@ -27,6 +27,9 @@ import (
 	"ticketd/migrations"
 	"ticketd/outbound"
 	"ticketd/signing"
+	"ticketd/tickets"
+	"ticketd/workflows"
+	"ticketd/workflows/triage"
 )
 
 // background runs long-lived loops, each recovering its own panics, and
@@ -318,13 +321,60 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		a.loops = append(a.loops, namedLoop{"imap", p.Run})
 	}
 
+	// Workflows: the event relay feeds Inngest, which calls back /api/inngest.
+	rules := triage.NewRules(triage.RulesOptions{Similar: tickets.NewStore(pool), Logger: log.With("component", "triage")})
+	analyzer, err := triage.New(ctx, triage.Config{Provider: cfg.LLMProvider, Model: cfg.LLMModel, BaseURL: cfg.LLMBaseURL,
+		APIKey: cfg.LLMAPIKey, Timeout: cfg.LLMTimeout, Concurrency: cfg.LLMConcurrency}, rules, log.With("component", "triage"))
+	if err != nil {
+		return nil, fmt.Errorf("LLM_PROVIDER %s: %w", cfg.LLMProvider, err)
+	}
+	wf, err := workflows.New(workflows.Options{
+		Pool:           pool,
+		Notifier:       notifier,
+		Analyzer:       analyzer,
+		Rules:          rules,
+		Logger:         log.With("component", "workflows"),
+		Dev:            cfg.InngestDev,
+		BaseURL:        cfg.InngestBaseURL,
+		EventKey:       cfg.InngestEventKey,
+		SigningKey:     cfg.InngestSigningKey,
+		ServeOrigin:    cfg.InngestServeHost,
+		LLMConcurrency: cfg.LLMConcurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
 	rd := readiness{pool: pool}
+	if wf.Configured() {
+		rd.workflow = wf.Ready
+	} else {
+		log.Warn("no workflow engine configured: mail is taken and events wait in the outbox until INNGEST_DEV, INNGEST_BASE_URL or INNGEST_EVENT_KEY is set")
+	}
+	a.loops = append(a.loops, namedLoop{"event-relay", wf.RunRelay})
+	a.root.Handle("/api/inngest", wf.Handler())
+
+	// The web: pages, the requester's portal and /api/v1.
+	web, err := admin.New(admin.Options{
+		Pool:                    pool,
+		Logger:                  log.With("component", "web"),
+		Notifier:                notifier,
+		Keys:                    keys,
+		BaseURL:                 cfg.BaseURL,
+		SupportAddress:          cfg.SupportAddress,
+		SecureCookies:           cfg.SecureCookies,
+		ModeratorsSeeUnassigned: cfg.ModeratorsSeeUnassigned,
+		Deliver:                 intake.Deliver,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.root.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
 	a.root.Handle("/readyz", &rd)
 	a.root.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	a.root.Mount("/", web)
 
 	if cfg.HTTPListen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPListen)
