@@ -178,6 +178,21 @@ func TestPeople(t *testing.T) {
 	if res := newMod.get("/tickets"); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a deactivated moderator's session still opens /tickets: %d", res.StatusCode)
 	}
+	// Moderators may not add or change people.
+	mod := e.client()
+	mod.signIn(e.mod)
+	if res := mod.post("/people", url.Values{"email": {"sneaky@example.com"}, "role": {"admin"}, "password": {password}}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("moderator adds a person: %d", res.StatusCode)
+	}
+	if res := mod.post("/people/"+itoa(e.mod.ID), url.Values{"role": {"admin"}, "active": {"1"}}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("moderator promotes themselves: %d", res.StatusCode)
+	}
+	if u, _ := e.st.User(ctx, e.mod.ID); u.Role != tickets.RoleModerator {
+		t.Fatal("a moderator promoted themselves")
+	}
+	if _, err := e.st.UserByEmail(ctx, "sneaky@example.com"); err == nil {
+		t.Fatal("a moderator added a person")
+	}
 	// An admin cannot lock themselves out.
 	res = c.post("/people/"+itoa(e.admin.ID), url.Values{"role": {"moderator"}, "active": {"1"}})
 	if res.StatusCode != http.StatusUnprocessableEntity {

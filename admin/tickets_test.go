@@ -163,7 +163,10 @@ func TestRoles(t *testing.T) {
 				path   string
 				status int
 			}{
+				{"anonymous home", anon, "/", http.StatusSeeOther},
 				{"anonymous list", anon, "/tickets", http.StatusSeeOther},
+				{"anonymous new request", anon, "/portal/new", http.StatusSeeOther},
+				{"anonymous quarantine", anon, "/quarantine", http.StatusSeeOther},
 				{"anonymous ticket", anon, page(mine), http.StatusSeeOther},
 				{"anonymous portal", anon, "/portal", http.StatusSeeOther},
 				{"admin list", admin, "/tickets", http.StatusOK},
@@ -183,6 +186,9 @@ func TestRoles(t *testing.T) {
 				{"requester own ticket in the portal", req, "/portal/tickets/" + itoa(mine.ID), http.StatusOK},
 				{"requester another's ticket in the portal", req, "/portal/tickets/" + itoa(theirs.ID), http.StatusNotFound},
 				{"requester's list", req, "/portal", http.StatusOK},
+				{"requester's new request form", req, "/portal/new", http.StatusOK},
+				{"requester quarantine", req, "/quarantine", http.StatusNotFound},
+				{"moderator's portal", mod, "/portal", http.StatusOK},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					res := tc.c.get(tc.path)
@@ -193,6 +199,17 @@ func TestRoles(t *testing.T) {
 						t.Fatal("the 404 page shows the ticket")
 					}
 				})
+			}
+
+			// The start page sends each to their own.
+			for _, tc := range []struct {
+				name string
+				c    *client
+				to   string
+			}{{"anonymous", anon, "/signin"}, {"admin", admin, "/tickets"}, {"moderator", mod, "/tickets"}, {"requester", req, "/portal"}} {
+				if got := tc.c.get("/").Header.Get("Location"); got != tc.to {
+					t.Errorf("%s: / leads to %q, want %q", tc.name, got, tc.to)
+				}
 			}
 
 			// Actions: each must leave the ticket unchanged when refused.

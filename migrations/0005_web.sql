@@ -32,5 +32,9 @@ CREATE TABLE web_attempts (
 CREATE INDEX web_attempts_key_idx ON web_attempts (key, created_at);
 CREATE INDEX web_attempts_created_idx ON web_attempts (created_at);
 
+-- The tickets list's default order: priority, then oldest first.
+CREATE INDEX tickets_priority_age_idx ON tickets (priority DESC, created_at, id);
+
 -- +goose Down
+DROP INDEX tickets_priority_age_idx;
 DROP TABLE web_attempts, portal_sign_in_tokens, sessions;
