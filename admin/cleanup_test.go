@@ -17,7 +17,9 @@ func TestRunCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- admin.RunCleanup(ctx, admin.CleanupOptions{Store: e.st, Logger: testLogger(t), Every: time.Hour}) }()
+	go func() {
+		done <- admin.RunCleanup(ctx, admin.CleanupOptions{Store: e.st, Logger: testLogger(t), Every: time.Hour})
+	}()
 	// The first pass runs at once; wait for it without a timed assertion.
 	for e.count(`SELECT count(*) FROM sessions WHERE token = 'expired'`) != 0 {
 		select {
