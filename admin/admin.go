@@ -202,7 +202,7 @@ func newServer(o Options) (*server, error) {
 	}
 	s := &server{opts: o, st: o.Store, log: o.Logger, pages: pages, base: base, san: NewSanitizer(),
 		domain: strings.ToLower(domain), now: o.Now}
-	if s.dummyHash, err = bcrypt.GenerateFromPassword([]byte(base.String()), bcrypt.DefaultCost); err != nil {
+	if s.dummyHash, err = bcrypt.GenerateFromPassword([]byte("no account has this password"), bcrypt.DefaultCost); err != nil {
 		return nil, fmt.Errorf("admin: hash: %w", err)
 	}
 
