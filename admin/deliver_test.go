@@ -18,12 +18,12 @@ import (
 // is told and nothing is stored; a permanent refusal says so.
 func TestPortalIntakeFailures(t *testing.T) {
 	t.Parallel()
-	var fail atomic.Value // error
+	var fail atomic.Pointer[error]
 	e := newEnv(t, func(o *admin.Options) {
 		deliver := o.Deliver
 		o.Deliver = func(ctx context.Context, raw []byte, src inbound.Source) (inbound.Result, error) {
-			if err, _ := fail.Load().(error); err != nil {
-				return inbound.Result{}, err
+			if err := fail.Load(); err != nil {
+				return inbound.Result{}, *err
 			}
 			return deliver(ctx, raw, src)
 		}
@@ -41,7 +41,7 @@ func TestPortalIntakeFailures(t *testing.T) {
 		{"permanent", fmt.Errorf("%w: message too large", inbound.ErrRejected), http.StatusUnprocessableEntity, "Intake refused this message"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fail.Store(tc.err)
+			fail.Store(&tc.err)
 			res := c.post("/portal/new", url.Values{"subject": {"Help"}, "body": {"please"}})
 			if res.StatusCode != tc.status || !strings.Contains(res.body, tc.want) {
 				t.Fatalf("%d, want %d with %q", res.StatusCode, tc.status, tc.want)
