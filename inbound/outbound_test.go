@@ -1,0 +1,109 @@
+package inbound_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"ticketd/inbound"
+	"ticketd/inbound/mailparse"
+	"ticketd/outbound"
+	"ticketd/tickets"
+)
+
+// outboxMail is a queued mail, parsed back.
+type outboxMail struct {
+	kind       string
+	recipients []string
+	msg        *mailparse.Message
+}
+
+func (e *env) parsedOutbox() []outboxMail {
+	e.t.Helper()
+	rows, err := e.pool.Query(context.Background(), `SELECT kind, recipients, data FROM mail_outbox ORDER BY id`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []outboxMail
+	for rows.Next() {
+		var m outboxMail
+		var data []byte
+		if err := rows.Scan(&m.kind, &m.recipients, &data); err != nil {
+			e.t.Fatal(err)
+		}
+		m.msg = mailparse.Parse(data, mailparse.Options{})
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestWithOutboundNotifier runs a moderator's mailed reply with commands
+// through the real Notifier: the requester gets the moderator's text in
+// the ticket's thread, the moderator gets the receipt, and a forged copy
+// of the same mail reaches nobody but the moderator.
+func TestWithOutboundNotifier(t *testing.T) {
+	var notifier *outbound.Notifier
+	e := newEnv(t, func(o *inbound.Options) {
+		notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+		o.Notifier = notifier
+	})
+	ctx := context.Background()
+	mod := e.user("mod@staff.example", tickets.RoleModerator)
+	open := e.deliver(mail{From: "Ann <ann@example.com>", MessageID: "<open@example.com>", Subject: "Printer on fire"}.bytes())
+	if err := e.st.InTx(ctx, func(st *tickets.Store) error {
+		_, err := st.Assign(ctx, open.TicketID, mod.ID, "test", tickets.Actor{Channel: tickets.ChannelSystem})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replyTo := e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour))
+
+	// Forged: someone else's From on the moderator's reply address.
+	e.deliver(mail{From: "mallory@evil.example", To: replyTo, InReplyTo: "<open@example.com>",
+		Body: "status: completed\n\nClosing this."}.bytes())
+	// Genuine.
+	e.deliver(mail{From: "Mod <mod@staff.example>", To: replyTo, MessageID: "<mod-reply@staff.example>",
+		InReplyTo: "<open@example.com>", References: "<open@example.com>",
+		Body: "status: completed\n\nAll fixed, Ann: the toner was empty."}.bytes())
+
+	if s := e.ticket(open.TicketID).Status; s != tickets.StatusCompleted {
+		t.Errorf("status %s", s)
+	}
+	out := e.parsedOutbox()
+	var kinds []string
+	for _, m := range out {
+		kinds = append(kinds, m.kind+" "+strings.Join(m.recipients, ","))
+		for _, r := range m.recipients {
+			if strings.Contains(r, "evil.example") {
+				t.Errorf("a mail went to the forger: %s", m.kind)
+			}
+		}
+	}
+	want := []string{"receipt mod@staff.example", "reply ann@example.com", "receipt mod@staff.example"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("queued %q, want %q", kinds, want)
+	}
+	forged, reply, receipt := out[0].msg, out[1].msg, out[2].msg
+	if !strings.Contains(forged.Text, "sender mismatch") {
+		t.Errorf("forged receipt does not say why:\n%s", forged.Text)
+	}
+	if !strings.Contains(reply.Text, "All fixed, Ann: the toner was empty.") || strings.Contains(reply.Text, "status: completed") {
+		t.Errorf("reply to the requester:\n%s", reply.Text)
+	}
+	// RFC 5322 3.6.4: the reply is in the ticket's thread.
+	if !slices.Contains(reply.References, "open@example.com") {
+		t.Errorf("reply References %q lack the opening mail", reply.References)
+	}
+	if !strings.Contains(reply.Subject, "Printer on fire") {
+		t.Errorf("reply subject %q", reply.Subject)
+	}
+	if !strings.Contains(receipt.Text, "Completed") || receipt.InReplyTo != "mod-reply@staff.example" {
+		t.Errorf("receipt in reply to %q:\n%s", receipt.InReplyTo, receipt.Text)
+	}
+	if n := e.count(`SELECT count(*) FROM event_outbox WHERE name = 'ticket.completed'`); n != 1 {
+		t.Errorf("%d ticket.completed events", n)
+	}
+}
