@@ -43,3 +43,8 @@ bench: build inngest
 
 clean:
 	rm -rf $(BIN)
+
+# The whole stack on loopback: PostgreSQL, the Inngest dev server, ticketd,
+# Dovecot, smtplib, a capturing relay and the fake LLM (also part of make test).
+e2e: deps inngest
+	$(GO) test -count=1 -v -run 'TestWholeStack' ./e2e/
