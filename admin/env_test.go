@@ -83,7 +83,7 @@ func newEnv(t testing.TB, configure ...func(*admin.Options)) *env {
 	e.notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: e.keys,
 		BaseURL: e.srv.URL, TicketLink: admin.TicketLink(e.srv.URL), Logger: log})
 	e.intake = inbound.New(inbound.Options{Pool: pool, Logger: log, SupportAddress: support, Keys: e.keys,
-		Notifier: intakeNotifier{e.notifier}})
+		Notifier: e.notifier})
 	o := admin.Options{Pool: pool, Logger: log, Notifier: e.notifier, Deliver: e.intake.Deliver, Keys: e.keys,
 		BaseURL: e.srv.URL, SupportAddress: support}
 	for _, c := range configure {
@@ -314,15 +314,3 @@ func (e *env) token(u tickets.User) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// intakeNotifier hands intake's command receipts to the real notifier.
-type intakeNotifier struct{ *outbound.Notifier }
-
-func (n intakeNotifier) CommandReceipt(ctx context.Context, st *tickets.Store, dedupe string, ticketID int64,
-	to tickets.User, inReplyTo string, lines []inbound.ReceiptLine) error {
-	out := make([]outbound.ReceiptLine, len(lines))
-	for i, l := range lines {
-		out[i] = outbound.ReceiptLine(l)
-	}
-	return n.Notifier.CommandReceipt(ctx, st, dedupe, ticketID, to, inReplyTo, out)
-}
