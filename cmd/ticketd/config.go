@@ -29,6 +29,7 @@ type Config struct {
 	HTTPListen              string
 	SecureCookies           bool
 	ModeratorsSeeUnassigned bool
+	TrustProxy              bool
 
 	SMTPListen          string
 	SMTPMaxMessageBytes int64
@@ -196,6 +197,8 @@ var settings = []setting{
 		set: boolean(func(c *Config) *bool { return &c.SecureCookies })},
 	{name: "MODERATORS_SEE_UNASSIGNED", def: "false", help: "let moderators see and take unassigned tickets",
 		set: boolean(func(c *Config) *bool { return &c.ModeratorsSeeUnassigned })},
+	{name: "TICKETD_TRUST_PROXY", def: "false", help: "take the client address from X-Forwarded-For (behind a reverse proxy), for sign-in limits",
+		set: boolean(func(c *Config) *bool { return &c.TrustProxy })},
 	{name: "SMTP_LISTEN", def: "127.0.0.1:2525", help: "address of the SMTP receiver (port 25 behind the MX in production), or off",
 		set: listenAddr(func(c *Config) *string { return &c.SMTPListen })},
 	{name: "SMTP_MAX_MESSAGE_BYTES", def: "26214400", help: "largest mail accepted (announced by SIZE; 552 above it)",

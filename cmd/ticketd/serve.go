@@ -363,11 +363,15 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		SupportAddress:          cfg.SupportAddress,
 		SecureCookies:           cfg.SecureCookies,
 		ModeratorsSeeUnassigned: cfg.ModeratorsSeeUnassigned,
+		TrustProxy:              cfg.TrustProxy,
 		Deliver:                 intake.Deliver,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.loops = append(a.loops, namedLoop{"web-cleanup", func(ctx context.Context) error {
+		return admin.RunCleanup(ctx, admin.CleanupOptions{Store: tickets.NewStore(pool), Logger: log.With("component", "web-cleanup")})
+	}})
 	a.root.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
