@@ -30,8 +30,8 @@ func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 	best := 0
 	for _, s := range staff {
 		c := cand{Assignable: s}
-		for _, sk := range s.Skills {
-			if slices.Contains(skills, sk) {
+		for _, sk := range skills {
+			if slices.Contains(s.Skills, sk) {
 				c.matched = append(c.matched, sk)
 			}
 		}

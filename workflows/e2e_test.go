@@ -105,6 +105,10 @@ func TestTriageEndToEnd(t *testing.T) {
 	if _, err := s.store.DB().Exec(ctx, `UPDATE event_outbox SET sent_at = NULL WHERE id = $1`, evID); err != nil {
 		t.Fatal(err)
 	}
+	// Only inserts notify; wake the relay as its restart would.
+	if _, err := s.store.DB().Exec(ctx, `SELECT pg_notify($1, '')`, tickets.EventsChannel); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the resend", func() (bool, error) {
 		var sent bool
 		err := s.store.DB().QueryRow(ctx, `SELECT sent_at IS NOT NULL FROM event_outbox WHERE id = $1`, evID).Scan(&sent)

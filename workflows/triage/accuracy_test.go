@@ -116,7 +116,7 @@ func (a accuracy) report(t testing.TB, name string) {
 	t.Logf("%s: %d tickets", name, a.n)
 	t.Logf("  priority accuracy      %5.1f%% (%d/%d)", pct(a.priorityRight, a.n), a.priorityRight, a.n)
 	t.Logf("  skills exact set       %5.1f%% (%d/%d)", pct(a.skillsExact, a.n), a.skillsExact, a.n)
-	t.Logf("  skills precision       %5.1f%%  recall %5.1f%%  mean Jaccard %.2f",
+	t.Logf("  skills precision       %5.1f%%  recall %5.1f%%  mean Jaccard %.3f",
 		pct(a.tp, a.tp+a.fp), pct(a.tp, a.tp+a.fn), a.jaccardSum/float64(a.n))
 	t.Logf("  priority confusion (rows: labelled, columns: rules)")
 	t.Logf("              high  medium  low")
@@ -134,8 +134,10 @@ func (a accuracy) report(t testing.TB, name string) {
 }
 
 // TestRulesAccuracy measures the rules engine on the labelled set and holds
-// it to the floors measured when the rules were written, so a change that
-// makes it worse fails.
+// it to the floors measured when the rules were written (91.7% priority,
+// 0.928 mean skill Jaccard), so a change that makes it worse fails. The set
+// was written before the rules, but the rules were then written while
+// looking at it: this is in-sample. TestRulesHeldOut is the fair number.
 func TestRulesAccuracy(t *testing.T) {
 	set := loadLabelled(t, "testdata/labelled.jsonl")
 	if len(set) < 60 {
@@ -144,13 +146,44 @@ func TestRulesAccuracy(t *testing.T) {
 	a := measure(t, set)
 	a.report(t, "labelled.jsonl")
 	const (
-		priorityFloor = 0.0
-		jaccardFloor  = 0.0
+		priorityFloor = 0.91
+		jaccardFloor  = 0.92
 	)
 	if got := float64(a.priorityRight) / float64(a.n); got < priorityFloor {
 		t.Errorf("priority accuracy %.3f is below the floor %.2f", got, priorityFloor)
 	}
 	if got := a.jaccardSum / float64(a.n); got < jaccardFloor {
 		t.Errorf("mean skill Jaccard %.3f is below the floor %.2f", got, jaccardFloor)
+	}
+}
+
+// TestRulesHeldOut reports the rules engine on 24 tickets written after
+// the rules and measured once, never used to tune them: the honest estimate
+// (62.5% priority, 0.701 mean skill Jaccard when written; the rules lean to
+// medium). Tuning the rules on these misses would spend the set: write a new
+// one instead.
+func TestRulesHeldOut(t *testing.T) {
+	set := loadLabelled(t, "testdata/heldout.jsonl")
+	a := measure(t, set)
+	a.report(t, "heldout.jsonl (not used to write the rules)")
+	const (
+		priorityFloor = 0.62
+		jaccardFloor  = 0.70
+	)
+	if got := float64(a.priorityRight) / float64(a.n); got < priorityFloor {
+		t.Errorf("priority accuracy %.3f is below the floor %.2f", got, priorityFloor)
+	}
+	if got := a.jaccardSum / float64(a.n); got < jaccardFloor {
+		t.Errorf("mean skill Jaccard %.3f is below the floor %.2f", got, jaccardFloor)
+	}
+}
+
+func BenchmarkRules(b *testing.B) {
+	rules := triage.NewRules(triage.RulesOptions{})
+	in := triage.Input{Subject: "Production database down", Body: "Our production PostgreSQL stopped accepting connections. Nobody can work.", Vocabulary: labelledVocabulary}
+	for b.Loop() {
+		if _, _, err := rules.Analyze(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -117,18 +118,39 @@ var skillTerms = map[string][]string{
 type skillMatcher struct {
 	skill string
 	terms []*regexp.Regexp
+	lits  []string // what a match must start with, to skip most terms cheaply
 	weak  []bool
 	names []string
 }
 
+// matcherCache keeps compiled matchers per vocabulary; the vocabulary
+// changes only when moderators' skills do.
+var matcherCache = struct {
+	sync.Mutex
+	m map[string][]skillMatcher
+}{m: map[string][]skillMatcher{}}
+
 // matchers compiles the terms of each vocabulary skill: its keywords when it
-// is a skill ticketd knows, and always its own name, stem and aliases.
+// is a skill ticketd knows, and always its own name, stem and aliases. They
+// match lower-cased text.
 func matchers(vocabulary []string) []skillMatcher {
+	vocabulary = tickets.NormalizeSkills(vocabulary)
+	key := strings.Join(vocabulary, ",")
+	matcherCache.Lock()
+	defer matcherCache.Unlock()
+	if m, ok := matcherCache.m[key]; ok {
+		return m
+	}
+	if len(matcherCache.m) > 32 {
+		clear(matcherCache.m)
+	}
 	var out []skillMatcher
-	for _, v := range tickets.NormalizeSkills(vocabulary) {
+	for _, v := range vocabulary {
 		m := skillMatcher{skill: v}
 		add := func(term string, weak bool) {
-			m.terms = append(m.terms, regexp.MustCompile(`(?i)\b`+term+`\b`))
+			m.terms = append(m.terms, regexp.MustCompile(`\b`+term+`\b`))
+			lit, _ := regexp.MustCompile(term).LiteralPrefix()
+			m.lits = append(m.lits, lit)
 			m.weak = append(m.weak, weak)
 			m.names = append(m.names, strings.ReplaceAll(term, `\`, ""))
 		}
@@ -147,6 +169,7 @@ func matchers(vocabulary []string) []skillMatcher {
 		}
 		out = append(out, m)
 	}
+	matcherCache.m[key] = out
 	return out
 }
 
@@ -266,9 +289,13 @@ func skillsOf(text string, vocabulary []string) ([]string, map[string][]string) 
 	}
 	var found []scored
 	evidence := map[string][]string{}
+	text = strings.ToLower(text)
 	for _, m := range matchers(vocabulary) {
 		score := 0.0
 		for i, re := range m.terms {
+			if !strings.Contains(text, m.lits[i]) {
+				continue
+			}
 			hit := re.FindString(text)
 			if hit == "" {
 				continue
@@ -305,6 +332,7 @@ var (
 	bugRe      = regexp.MustCompile(`(?i)\b(error|crash(es|ed)?|bug|broken|fails?|not\s+working|wrong|overlap)\b`)
 	billingRe  = regexp.MustCompile(`(?i)\b(invoice|billing|payment|charged|refund|vat|subscription|price|licen[cs]es?|facture|rechnung)\b`)
 	accessRe   = regexp.MustCompile(`(?i)\b(log\s?in|sign\s?in|password|locked|permission|access|2fa|two-factor|authenticator)\b`)
+	howRe      = regexp.MustCompile(`(?i)\bhow\b`)
 	feedbackRe = regexp.MustCompile(`(?i)\b(feedback|suggestion|looks\s+great|thanks?\s+for|keep\s+it\s+up|feature\s+request|would\s+be\s+nice)\b`)
 )
 
@@ -322,7 +350,7 @@ func categoryOf(text string, p tickets.Priority, skills []string, reasons []stri
 	case accessRe.MatchString(text):
 		return "access"
 	case questionRe.MatchString(text) && p == tickets.PriorityLow:
-		if regexp.MustCompile(`(?i)\bhow\b`).MatchString(text) {
+		if howRe.MatchString(text) {
 			return "how-to"
 		}
 		return "question"

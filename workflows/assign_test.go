@@ -1,0 +1,109 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"ticketd/tickets"
+)
+
+func TestPickAssignee(t *testing.T) {
+	t.Parallel()
+	at := func(h int) *time.Time { x := time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC); return &x }
+	staff := func(id int64, role tickets.Role, open int, last *time.Time, skills ...string) tickets.Assignable {
+		return tickets.Assignable{User: tickets.User{ID: id, Role: role, Skills: skills, LastAssignedAt: last}, OpenTickets: open}
+	}
+	id := func(i int64) *int64 { return &i }
+	for _, tc := range []struct {
+		name   string
+		staff  []tickets.Assignable
+		skills []string
+		want   choice
+	}{
+		{
+			name: "most skills in common wins over load",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 0, nil, "postgres"),
+				staff(2, tickets.RoleModerator, 5, nil, "postgres", "networking"),
+			},
+			skills: []string{"networking", "postgres"},
+			want:   choice{id(2), "matched skills: networking, postgres; 5 open tickets"},
+		},
+		{
+			name: "equal skills: fewest open tickets",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 3, nil, "postgres"),
+				staff(2, tickets.RoleModerator, 1, at(9), "postgres"),
+			},
+			skills: []string{"postgres"},
+			want:   choice{id(2), "matched skills: postgres; 1 open ticket"},
+		},
+		{
+			name: "equal skills and load: longest since last assignment",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 2, at(10), "email"),
+				staff(2, tickets.RoleModerator, 2, at(8), "email"),
+				staff(3, tickets.RoleModerator, 2, at(9), "email"),
+			},
+			skills: []string{"email"},
+			want:   choice{id(2), "matched skills: email; 2 open tickets"},
+		},
+		{
+			name: "never assigned counts as longest ago",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 0, at(1), "email"),
+				staff(2, tickets.RoleModerator, 0, nil, "email"),
+			},
+			skills: []string{"email"},
+			want:   choice{id(2), "matched skills: email; 0 open tickets"},
+		},
+		{
+			name: "an admin with the skill competes like a moderator",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 4, nil, "billing"),
+				staff(2, tickets.RoleAdmin, 0, nil, "billing"),
+			},
+			skills: []string{"billing"},
+			want:   choice{id(2), "matched skills: billing; 0 open tickets"},
+		},
+		{
+			name: "nobody has the skills: the least loaded admin",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 0, nil, "email"),
+				staff(2, tickets.RoleAdmin, 3, nil),
+				staff(3, tickets.RoleAdmin, 1, nil),
+			},
+			skills: []string{"kubernetes"},
+			want:   choice{id(3), "nobody has the skills kubernetes; admin with 1 open ticket"},
+		},
+		{
+			name: "no skills identified: an admin",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 0, nil, "email"),
+				staff(2, tickets.RoleAdmin, 2, nil),
+			},
+			want: choice{id(2), "no skills identified; admin with 2 open tickets"},
+		},
+		{
+			name: "no admin: the least loaded moderator",
+			staff: []tickets.Assignable{
+				staff(1, tickets.RoleModerator, 2, nil, "email"),
+				staff(2, tickets.RoleModerator, 1, nil, "linux"),
+			},
+			skills: []string{"windows"},
+			want:   choice{id(2), "nobody has the skills windows; moderator with 1 open ticket"},
+		},
+		{
+			name: "nobody at all",
+			want: choice{nil, "no active moderator or admin to assign"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, pickAssignee(tc.staff, tc.skills)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
