@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/inbound"
 	"ticketd/pgtest"
@@ -22,10 +26,27 @@ func benchMail(i, size int) []byte {
 		i%500, i%500, i, i, body))
 }
 
+// benchPool is a fresh database with room for 8 concurrent deliveries.
+func benchPool(b *testing.B) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(pgtest.URL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = 16
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return pool
+}
+
 // BenchmarkDeliver measures intake of new-ticket mails (parse, thread,
 // ticket, message, audit, event: one transaction each) against a baseline
 // in the same run that stores each mail's raw bytes with one INSERT.
-// Compare the two with benchstat or by eye; ns/op is per mail.
+// Compare the two with benchstat or by eye; ns/op is per mail. The
+// parallel8 rows deliver from 8 goroutines at once (throughput, not
+// latency).
 func BenchmarkDeliver(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10} {
 		name := fmt.Sprintf("%dKB", size>>10)
@@ -42,6 +63,44 @@ func BenchmarkDeliver(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		b.Run("baseline-insert-parallel8/"+name, func(b *testing.B) {
+			pool := benchPool(b)
+			ctx := context.Background()
+			b.SetBytes(int64(len(benchMail(0, size))))
+			b.SetParallelism(max(1, 8/runtimeProcs()))
+			var seq atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					raw := benchMail(int(seq.Add(1)), size)
+					sum := sha256.Sum256(raw)
+					if _, err := pool.Exec(ctx, `INSERT INTO raw_messages (sha256, data, source) VALUES ($1, $2, 'smtp')`, sum[:], raw); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		b.Run("deliver-parallel8/"+name, func(b *testing.B) {
+			pool := benchPool(b)
+			keys, err := signing.NewKeys("a benchmark secret of enough length")
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := inbound.New(inbound.Options{Pool: pool, SupportAddress: support, Keys: keys, Notifier: &recordingNotifier{}})
+			ctx := context.Background()
+			src := inbound.Source{Kind: "smtp", MailFrom: "user@example.com", RcptTo: []string{support}}
+			b.SetBytes(int64(len(benchMail(0, size))))
+			b.SetParallelism(max(1, 8/runtimeProcs()))
+			var seq atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := in.Deliver(ctx, benchMail(int(seq.Add(1)), size), src); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 		b.Run("deliver/"+name, func(b *testing.B) {
 			pool := pgtest.New(b)
@@ -68,3 +127,5 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
