@@ -244,6 +244,7 @@ type stack struct {
 
 type stackOptions struct {
 	analyzer triage.Analyzer
+	notifier Notifier // nil: outboxNotifier
 	retries  int
 	log      *slog.Logger
 	pool     *pgxpool.Pool
@@ -273,8 +274,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	if log == nil {
 		log = testLogger(t)
 	}
+	if o.notifier == nil {
+		o.notifier = outboxNotifier{}
+	}
 	wf, err := New(Options{
-		Pool: s.pool, Notifier: outboxNotifier{}, Analyzer: o.analyzer, Logger: log,
+		Pool: s.pool, Notifier: o.notifier, Analyzer: o.analyzer, Logger: log,
 		Dev: s.dev.URL, Retries: o.retries, // Only NOTIFY (and due retries) wake the relay: these tests show it works.
 		RelayPoll: 10 * time.Minute,
 	})

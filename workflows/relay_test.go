@@ -49,7 +49,8 @@ func TestNewChecksSettings(t *testing.T) {
 		opts    Options
 		problem string
 	}{
-		{"event key without signing key", Options{EventKey: "k"}, "INNGEST_SIGNING_KEY is required"},
+		{"event key without signing key", Options{EventKey: "k"}, "needs both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY"},
+		{"self-hosted without keys", Options{BaseURL: "http://inngest.internal:8288"}, "needs both"},
 		{"base URL not absolute", Options{Dev: "1", BaseURL: "localhost:8288"}, "not an absolute URL"},
 		{"no notifier", Options{Dev: "1", Notifier: nil}, "Notifier is required"},
 	} {
@@ -72,6 +73,10 @@ func TestNewChecksSettings(t *testing.T) {
 	}
 	if w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Dev: "0"}); err != nil || w.Configured() {
 		t.Errorf("INNGEST_DEV=0 configures the dev server (%v)", err)
+	}
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, BaseURL: "http://inngest.internal:8288", EventKey: "e", SigningKey: "signkey-prod-00"})
+	if err != nil || !w.Configured() {
+		t.Errorf("self-hosted with keys: %v", err)
 	}
 }
 

@@ -114,12 +114,14 @@ type Workflows struct {
 	http       *http.Client
 }
 
-// ErrNotConfigured is what Ready says when neither INNGEST_DEV nor
-// INNGEST_EVENT_KEY is set: events are kept in the outbox.
+// ErrNotConfigured is what Ready says when none of INNGEST_DEV,
+// INNGEST_BASE_URL and INNGEST_EVENT_KEY is set: events are kept in the
+// outbox.
 var ErrNotConfigured = errors.New("workflows: Inngest is not configured (set INNGEST_DEV for the dev server, or INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY); events wait in the outbox")
 
-// New registers the functions. It fails only on contradictory settings;
-// an unconfigured or unreachable Inngest is not an error (see Ready).
+// New registers the functions. It fails only on incomplete or invalid
+// settings (a production Inngest without both keys, a relative URL); an
+// unconfigured or unreachable Inngest is not an error (see Ready).
 func New(o Options) (*Workflows, error) {
 	if o.Pool == nil {
 		return nil, errors.New("workflows: Options.Pool is required")
@@ -165,7 +167,7 @@ func New(o Options) (*Workflows, error) {
 	w := &Workflows{opts: o, store: store, log: o.Logger, http: o.HTTPClient}
 
 	dev := o.Dev != "" && !isFalse(o.Dev)
-	w.configured = dev || o.EventKey != ""
+	w.configured = dev || o.EventKey != "" || o.BaseURL != ""
 	base := strings.TrimRight(o.BaseURL, "/")
 	if base == "" && dev {
 		base = "http://127.0.0.1:8288"
@@ -173,8 +175,10 @@ func New(o Options) (*Workflows, error) {
 			base = strings.TrimRight(o.Dev, "/")
 		}
 	}
-	if !dev && o.EventKey != "" && o.SigningKey == "" {
-		return nil, errors.New("workflows: INNGEST_SIGNING_KEY is required with INNGEST_EVENT_KEY outside dev mode; without it Inngest's calls cannot be verified")
+	if w.configured && !dev && (o.EventKey == "" || o.SigningKey == "") {
+		// Inngest Cloud and `inngest start` take events only with the event
+		// key, and the SDK accepts their calls only when signed.
+		return nil, errors.New("workflows: outside dev mode (INNGEST_DEV unset), Inngest needs both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY")
 	}
 	for _, u := range []string{base, o.ServeOrigin} {
 		if u == "" {
