@@ -12,10 +12,13 @@ import (
 //
 // History is recognised as mail clients write it: "> " quoted lines (RFC
 // 3676 4.5) with the attribution line before them ("On ... wrote:" in many
-// languages, also split over several lines), Outlook's header blocks
-// (From/Sent/To/Subject, localised), "-----Original Message-----" and
-// underscore separators. Text written between quoted blocks (inline and
-// bottom-posted answers) is kept. Signatures are the RFC 3676 4.3 "-- "
+// languages, also split over several lines, and attributions followed by
+// unquoted history), Outlook's header blocks (From/Sent/To/Subject,
+// localised), "-----Original Message-----" and underscore separators. A
+// quote that is answered (new text follows it) stays in the reply, because
+// the answer needs it; its attribution line goes. Quotes with nothing new
+// after them, and a quote above an answer written below it all, are
+// history and go. Signatures are the RFC 3676 4.3 "-- "
 // delimiter and what follows, "Sent from my ..." lines of mobile clients,
 // and a short trailing block of a name with contact details.
 func ExtractReply(text string) (reply, signature string) {
@@ -32,12 +35,11 @@ func extractReply(text, sender string) (string, string) {
 		lines = lines[:20000]
 	}
 	lines = lines[:historyStart(lines)]
-	lines = dropQuotes(lines)
-	lines = trimBlank(lines)
-	for len(lines) > 0 && isSeparatorLine(lines[len(lines)-1]) {
-		lines = trimBlank(lines[:len(lines)-1])
-	}
+	lines = dropAttributions(lines)
+	lines = dropTrailingQuotes(lines)
 	body, sig := splitSignature(lines, sender)
+	// A quote between the answer and the signature is history too.
+	body = dropLeadingQuote(dropTrailingQuotes(body))
 	return strings.Join(trimBlank(body), "\n"), strings.Join(trimBlank(sig), "\n")
 }
 
@@ -88,7 +90,7 @@ func historyStart(lines []string) int {
 		if originalMessage.MatchString(l) {
 			return i
 		}
-		if isUnderscoreLine(l) && (headerBlockAfter(lines, i+1) || shortTail(lines[i+1:], 10)) {
+		if isUnderscoreLine(l) && (headerBlockAfter(lines, i+1) || footerTail(lines[i+1:])) {
 			return i
 		}
 		if headerBlockAt(lines, i) && !forwardAbove(lines, i) {
@@ -100,31 +102,45 @@ func historyStart(lines []string) int {
 				next++
 			}
 			if next < len(lines) && quoteDepth(lines[next]) > 0 {
-				i = next - 1 // the attribution of a quoted block: dropQuotes removes both
+				i = next - 1 // the attribution of a quoted block: dropAttributions removes it
 				continue
 			}
-			return i
+			return attributionTop(lines, i, n)
 		}
 	}
 	return len(lines)
 }
 
-// dropQuotes removes quoted blocks and the attribution line before each,
-// keeping the text written between them.
-func dropQuotes(lines []string) []string {
+// attributionTop extends an attribution found at line i (n lines) upwards
+// by the line before it when clients wrapped the date onto a line of its
+// own: "pe 20. lokakuuta 2017 klo 17.50 Name" / "<a@b> kirjoitti:".
+func attributionTop(lines []string, i, n int) int {
+	p := i - 1
+	if p < 0 || isBlank(lines[p]) || quoteDepth(lines[p]) > 0 || (p > 0 && !isBlank(lines[p-1])) {
+		return i
+	}
+	if utf8.RuneCountInString(lines[p]) > 100 || !dateish.MatchString(lines[p]) {
+		return i
+	}
+	joined := strings.TrimSpace(lines[p]) + " " + strings.Join(trimAll(lines[i:i+n]), " ")
+	if isAttribution(joined) {
+		return p
+	}
+	return i
+}
+
+// dropAttributions removes the attribution line ("On ... wrote:") before
+// each quoted block, and one that a client put inside the quote, keeping
+// the quoted text itself: what is quoted and then answered stays readable.
+func dropAttributions(lines []string) []string {
 	var out []string
-	afterQuote := false
 	for i := 0; i < len(lines); i++ {
-		if quoteDepth(lines[i]) == 0 {
-			if afterQuote && isBlank(lines[i]) {
-				continue // the blank line put in place of the quote is enough
-			}
-			afterQuote = false
+		if quoteDepth(lines[i]) == 0 || (i > 0 && quoteDepth(lines[i-1]) > 0) {
 			out = append(out, lines[i])
 			continue
 		}
-		afterQuote = true
-		// Remove the attribution that introduces this quote.
+		// The first line of a quoted block: remove the attribution that
+		// introduces it, with the blank lines between them.
 		j := len(out)
 		for j > 0 && isBlank(out[j-1]) {
 			j--
@@ -138,29 +154,80 @@ func dropQuotes(lines []string) []string {
 				continue
 			}
 			joined := strings.Join(trimAll(block), " ")
-			if isAttribution(joined) && (k == 1 || startsAttribution(block[0])) {
-				j -= k
-				out = out[:j]
+			if isAttribution(joined) && (k == 1 || attributionHead(block[0])) {
+				out = out[:j-k]
 				break
 			}
 		}
-		// Skip the quoted block, blank lines inside it included.
-		for i+1 < len(lines) {
-			n := i + 1
-			for n < len(lines) && isBlank(lines[n]) {
-				n++
+		// Apple Mail quotes its own attribution: "> On ..., Name wrote:".
+		if isAttribution(unquote(lines[i])) && endsWithWrote(unframe(unquote(lines[i]))) {
+			for i+1 < len(lines) && quoteDepth(lines[i+1]) > 0 && isBlank(unquote(lines[i+1])) {
+				i++
 			}
-			if n < len(lines) && quoteDepth(lines[n]) > 0 {
-				i = n
-				continue
-			}
-			break
+			continue
 		}
-		if len(out) > 0 && !isBlank(out[len(out)-1]) {
-			out = append(out, "")
-		}
+		out = append(out, lines[i])
 	}
 	return out
+}
+
+// unquote removes the quote markers of a quoted line.
+func unquote(l string) string {
+	l = strings.TrimLeft(l, " \t")
+	for strings.HasPrefix(l, ">") {
+		l = strings.TrimLeft(l[1:], " \t")
+	}
+	return l
+}
+
+// attributionHead reports whether l can be the first line of an
+// attribution split over several lines.
+func attributionHead(l string) bool {
+	return startsAttribution(l) || strings.Contains(l, "@") || dateish.MatchString(l)
+}
+
+// dropLeadingQuote removes a quoted block at the very start when it is the
+// only quote left: the answer was written below the whole earlier message
+// (bottom-posting). A quote answered between other quotes, or one that
+// follows new text, is a selected part being answered and stays.
+func dropLeadingQuote(lines []string) []string {
+	lines = trimBlank(lines)
+	if len(lines) == 0 || quoteDepth(lines[0]) == 0 {
+		return lines
+	}
+	end := 0
+	for end < len(lines) && (quoteDepth(lines[end]) > 0 || isBlank(lines[end])) {
+		end++
+	}
+	for _, l := range lines[end:] {
+		if quoteDepth(l) > 0 {
+			return lines
+		}
+	}
+	return trimBlank(lines[end:])
+}
+
+// dropTrailingQuotes removes the quoted blocks at the end of the reply, and
+// the separator lines left before them: nothing new follows them, so they
+// are the history being answered.
+func dropTrailingQuotes(lines []string) []string {
+	for {
+		lines = trimBlank(lines)
+		n := len(lines)
+		switch {
+		case n == 0:
+			return lines
+		case quoteDepth(lines[n-1]) > 0:
+			for n > 0 && (quoteDepth(lines[n-1]) > 0 || isBlank(lines[n-1])) {
+				n--
+			}
+			lines = lines[:n]
+		case isSeparatorLine(lines[n-1]):
+			lines = lines[:n-1]
+		default:
+			return lines
+		}
+	}
 }
 
 func anyBlank(ls []string) bool {
@@ -183,7 +250,7 @@ func trimAll(ls []string) []string {
 // originalMessage matches the separators Outlook, AOL, Yahoo, Zimbra and
 // mobile clients put above the message being answered, in several
 // languages.
-var originalMessage = regexp.MustCompile(`(?i)^\s*[-=_*]{2,}\s*(original message|original e-?mail|reply message|ursprüngliche (nachricht|e-?mail)|originalnachricht|message d'origine|message original|mensaje original|messaggio originale|oorspronkelijk bericht|origineel bericht|originalmeddelande|ursprungligt meddelande|oprindelig meddelelse|opprinnelig melding|alkuperäinen viesti|wiadomość oryginalna|oryginalna wiadomość|исходное сообщение|пересланное сообщение|mensagem original|původní zpráva|eredeti üzenet|orijinal mesaj|原始邮件|原始郵件|元のメッセージ)\s*[-=_*]{2,}\s*$`)
+var originalMessage = regexp.MustCompile(`(?i)^\s*[-=_*]{2,}\s*(original message|original e-?mail|reply message|ursprüngliche (nachricht|e-?mail)|originalnachricht|message d'origine|message original|mensaje original|messaggio originale|oorspronkelijk bericht|origineel bericht|originalmeddelande|ursprungligt meddelande|oprindelig meddelelse|oprindelig besked|original besked|opprinnelig melding|opprinnelig e-post|pôvodná správa|mesaj original|αρχικό μήνυμα|원본 메시지|alkuperäinen viesti|wiadomość oryginalna|oryginalna wiadomość|исходное сообщение|пересланное сообщение|mensagem original|původní zpráva|eredeti üzenet|orijinal mesaj|原始邮件|原始郵件|元のメッセージ)\s*[-=_*]{2,}\s*$`)
 
 // forwardMarker matches the line above a forwarded message. A forward is
 // what the sender wants read, so it is not cut as history.
@@ -207,20 +274,35 @@ func isUnderscoreLine(l string) bool {
 // asterisks.
 func isSeparatorLine(l string) bool {
 	l = strings.TrimSpace(l)
-	return len(l) >= 2 && strings.Trim(l, "-_=*~—–") == ""
+	// A lone dash or bullet is a list item, not a separator.
+	return utf8.RuneCountInString(l) >= 2 && strings.Trim(l, "-_=*~—–") == ""
 }
 
-// shortTail reports whether at most max non-blank lines follow: a list
-// footer rather than an answer.
-func shortTail(lines []string, max int) bool {
+// footerTail reports whether lines, after an underscore line, are a list
+// or service footer (a few lines with a link or an address) rather than
+// more of the answer.
+func footerTail(lines []string) bool {
 	n := 0
+	footer := false
 	for _, l := range lines {
-		if !isBlank(l) {
-			n++
+		if isBlank(l) || quoteDepth(l) > 0 {
+			continue
+		}
+		if isAttribution(l) {
+			break // the answer went on down to the quoted history
+		}
+		n++
+		if n > 10 {
+			return false
+		}
+		if emailLike.MatchString(l) || urlLike.MatchString(l) || footerWords.MatchString(l) {
+			footer = true
 		}
 	}
-	return n <= max
+	return footer
 }
+
+var footerWords = regexp.MustCompile(`(?i)mailing list|unsubscribe|listinfo|abbestellen|désabonner|darse de baja`)
 
 // The header fields Outlook writes above a message it answers, as
 // localised clients label them.
@@ -347,7 +429,7 @@ func endsWithWrote(s string) bool {
 }
 
 func startsAttribution(l string) bool {
-	l = strings.TrimSpace(l)
+	l = strings.TrimSpace(unframe(l))
 	if onLine.MatchString(l) {
 		return true
 	}
@@ -355,12 +437,31 @@ func startsAttribution(l string) bool {
 	return unicode.IsDigit(r)
 }
 
+// unframe removes the dashes some clients put around an attribution:
+// Zoho writes "---- On <date> <a@b> wrote ----".
+func unframe(s string) string {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "--") && !strings.HasPrefix(t, "==") {
+		return s
+	}
+	return strings.Trim(t, "-=_* \t")
+}
+
+// timeOfDay matches the time attribution lines carry: 15:12, 17.50.
+var timeOfDay = regexp.MustCompile(`\b\d{1,2}[:.]\d{2}\b`)
+
+// weekdayStart matches a line that starts with a day name or an
+// abbreviation of one ("Wednesday,", "So.,", "ср,").
+var weekdayStart = regexp.MustCompile(`(?i)^\s*(\pL{2,4}[.,]|(mon|tues|wednes|thurs|fri|satur|sun)day\b|(montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|miércoles|jueves|viernes|sábado|domingo)\b)`)
+
 // isAttribution reports whether s (one or more joined lines) introduces a
-// quote: an "... wrote:" line that names a date or an address, or a line
+// quote: an "... wrote:" line that names a date or an address, a line
 // ending in a colon that holds an address and a date, as Yandex and
-// Mail.ru write "26.06.2014, 14:41, "Name" <a@b>:".
+// Mail.ru write "26.06.2014, 14:41, "Name" <a@b>:", or one where the verb
+// comes before the name, as German and Dutch clients write "Am <date> um
+// <time> schrieb Name:".
 func isAttribution(s string) bool {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(unframe(s))
 	if len(s) > 400 || len(s) < 6 {
 		return false
 	}
@@ -368,7 +469,54 @@ func isAttribution(s string) bool {
 		return onLine.MatchString(s) || strings.Contains(s, "@") || dateish.MatchString(s)
 	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
-		return strings.Contains(s, "@") && dateish.MatchString(s)
+		if strings.Contains(s, "@") && dateish.MatchString(s) {
+			return true
+		}
+		return timeOfDay.MatchString(s) && hasWroteWord(s)
+	}
+	return false
+}
+
+// standaloneAttribution reports whether s is an attribution even when no
+// quoted line follows it: clients that do not quote put the earlier
+// message right after "<date> <time>, Name <a@b>:". It must carry a time
+// of day and an address or a "wrote" verb, and start like an attribution.
+func standaloneAttribution(s string) bool {
+	s = strings.TrimSpace(unframe(s))
+	if !isAttribution(s) || !timeOfDay.MatchString(s) {
+		return false
+	}
+	verb := hasWroteWord(s)
+	if !verb && !strings.Contains(s, "@") {
+		return false
+	}
+	if verb || startsAttribution(s) || weekdayStart.MatchString(s) {
+		return true
+	}
+	// "Name <a@b> ...": a short name before the address.
+	if i := strings.IndexAny(s, "<@"); i > 0 {
+		return len(strings.Fields(s[:i])) <= 5
+	}
+	return false
+}
+
+// hasWroteWord reports whether one of wroteVerbs stands in s as a word.
+func hasWroteWord(s string) bool {
+	s = strings.ToLower(s)
+	for _, v := range wroteVerbs {
+		for off := 0; ; {
+			j := strings.Index(s[off:], v)
+			if j < 0 {
+				break
+			}
+			j += off
+			before, _ := utf8.DecodeLastRuneInString(s[:j])
+			after, _ := utf8.DecodeRuneInString(s[j+len(v):])
+			if (j == 0 || !unicode.IsLetter(before)) && (j+len(v) == len(s) || !unicode.IsLetter(after)) {
+				return true
+			}
+			off = j + len(v)
+		}
 	}
 	return false
 }
@@ -378,14 +526,14 @@ func isAttribution(s string) bool {
 func attributionAt(lines []string, i int) int {
 	if !startsAttribution(lines[i]) && !strings.Contains(lines[i], "@") {
 		// A single line can still be "Name <a@b> wrote:".
-		if isAttribution(lines[i]) && endsWithWrote(lines[i]) {
+		if isAttribution(lines[i]) && endsWithWrote(unframe(lines[i])) {
 			return 1
 		}
 		return 0
 	}
 	joined := ""
 	for k := 0; k < 3 && i+k < len(lines); k++ {
-		if isBlank(lines[i+k]) {
+		if isBlank(lines[i+k]) || quoteDepth(lines[i+k]) > 0 {
 			break
 		}
 		if k == 0 {
@@ -393,7 +541,10 @@ func attributionAt(lines []string, i int) int {
 		} else {
 			joined += " " + strings.TrimSpace(lines[i+k])
 		}
-		if isAttribution(joined) && (endsWithWrote(joined) || k == 0 && quotedNext(lines, i+1)) {
+		if !isAttribution(joined) {
+			continue
+		}
+		if endsWithWrote(unframe(joined)) || quotedNext(lines, i+k+1) || standaloneAttribution(joined) {
 			return k + 1
 		}
 	}
@@ -407,19 +558,22 @@ func quotedNext(lines []string, i int) bool {
 	return i < len(lines) && quoteDepth(lines[i]) > 0
 }
 
-// mobileSig matches the signature lines mobile and web clients add.
-var mobileSig = regexp.MustCompile(`(?i)^\s*(` +
-	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|odesláno|отправлено|sent using|sent via)\s+(from|with|via|using|on|de|depuis|von|mit|desde|da|dal|vanaf|met|från|fra|z|из|с)\s[^,!?]{1,70}[.!]?` +
-	`|get outlook for [^,]{1,40}` +
-	`|von meinem [^,]{1,40} gesendet\.?` +
+// mobileSig matches the signature lines mobile and web clients add, in
+// several languages, with the link some of them append.
+var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
+	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|odesláno|отправлено|sent using|sent via)\s+(from|with|via|using|on|by|de|depuis|von|mit|desde|do|da|dal|vanaf|met|från|fra|z|из|с)\s[^,!?<>()]{1,70}` +
+	`|(get|download|télécharger|telecharger|obtenir|descargar|obtener|scarica|baixe|baixar) outlook (for|pour|para|per|für) [^,]{1,40}` +
+	`|(von|vom) meine[mn]? [^,]{1,40} gesendet` +
+	`|diese nachricht wurde von meinem [^,]{1,60} gesendet` +
 	`|envoyé de mon [^,]{1,40}` +
-	`|enviado desde mi [^,]{1,40}` +
+	`|enviado (desde|do|de) (mi|meu|o meu) [^,]{1,40}` +
 	`|inviato da(l mio)? [^,]{1,40}` +
 	`|verzonden (vanaf|met) (mijn )?[^,]{1,40}` +
 	`|skickat från (min )?[^,]{1,40}` +
 	`|sendt fra (min )?[^,]{1,40}` +
-	`|sent from my [^,]{1,40}` +
-	`)\s*$`)
+	`|from my (iphone|ipad|ipod|android|blackberry|mobile|phone|samsung|galaxy|smartphone)[^,]{0,30}` +
+	`|從我的 ?\S+ ?傳送|从我的 ?\S+ ?发送|\S+から送信` +
+	`)[.!]?\s*(\S*(https?://|www\.)\S*)?[)>]*\s*$`)
 
 var (
 	emailLike   = regexp.MustCompile(`[^\s@<>()]+@[^\s@<>()]+\.[a-zA-Z]{2,}`)
@@ -428,9 +582,15 @@ var (
 	contactWord = regexp.MustCompile(`(?i)^\s*(tel|phone|mobile|mob|cell|fax|skype|linkedin|twitter|direct|office|m|t|f|p)\b\.?\s*[:.]|\b(via mobile|mobile|phone)\b`)
 )
 
+// roleAt matches "Founder @ Company", a title and an employer.
+var roleAt = regexp.MustCompile(`\S\s+@\s+\S`)
+
 func contactLike(l string) bool {
-	return emailLike.MatchString(l) || urlLike.MatchString(l) || phoneLike.MatchString(l) || contactWord.MatchString(l)
+	return emailLike.MatchString(l) || urlLike.MatchString(l) || phoneLike.MatchString(l) || contactWord.MatchString(l) || roleAt.MatchString(l)
 }
+
+// closingLine matches a sign-off on a line of its own.
+var closingLine = regexp.MustCompile(`(?i)^\s*((best|kind|warm|warmest|many|with best|with kind)\s+)?(regards|wishes|thanks|thank you|cheers|sincerely|cordially|respectfully|yours( truly| sincerely| faithfully)?|greetings|cordialement|bien à vous|saludos|un saludo|atentamente|grüße|viele grüße|liebe grüße|beste grüße|mit freundlichen grüßen|freundliche grüße|groeten|met vriendelijke groet|hälsningar|med vänlig hälsning|hilsen|venlig hilsen|pozdrawiam|cordiali saluti|distinti saluti|saluti|atenciosamente|abraços)\s*[,.!]?\s*$`)
 
 var closingWords = map[string]bool{
 	"thanks": true, "thank": true, "regards": true, "cheers": true, "best": true, "sincerely": true,
@@ -500,12 +660,21 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 			start = i
 		}
 	}
+	// A run of such lines, as people who mail from several devices end
+	// up with: the first starts the signature when what follows it is
+	// short lines, mostly of the same kind.
+	for i := 0; i < start; i++ {
+		if mobileSig.MatchString(lines[i]) && hasTextBefore(i) && signatureRun(lines[i+1:]) {
+			start = i
+			break
+		}
+	}
 	// A separator line followed by a short block with contact details.
 	for i := len(lines) - 1; i >= 0 && i >= len(lines)-30; i-- {
 		if i >= start || !isSeparatorLine(lines[i]) || !hasTextBefore(i) {
 			continue
 		}
-		if sigBlock(lines[i+1:], 15, 80) {
+		if sigBlock(lines[i+1:], 15, 80) && anyContact(lines[i+1:]) {
 			start = i
 		}
 	}
@@ -520,6 +689,15 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 		if first > 0 && hasTextBefore(first) && len(block) >= 2 && len(block) <= 6 {
 			if senderNamed(block[0], sender) && shortLines(block, 60) || nameLike(block[0]) && sigBlock(block[1:], 6, 60) {
 				start = first
+				// The sign-off above it ("Regards,") belongs to it, when
+				// the block carries contact details.
+				p := first - 1
+				for p >= 0 && p >= first-2 && isBlank(lines[p]) {
+					p--
+				}
+				if p >= 0 && closingLine.MatchString(lines[p]) && hasTextBefore(p) && anyContact(block) {
+					start = p
+				}
 			}
 		}
 	}
@@ -541,6 +719,34 @@ func shortLines(ls []string, max int) bool {
 		}
 	}
 	return true
+}
+
+// signatureRun reports whether the lines after a mobile signature line
+// are a few short lines, mostly signature or contact lines.
+func signatureRun(ls []string) bool {
+	n, sig := 0, 0
+	for _, l := range ls {
+		if isBlank(l) {
+			continue
+		}
+		n++
+		if n > 30 || utf8.RuneCountInString(l) > 100 || quoteDepth(l) > 0 {
+			return false
+		}
+		if mobileSig.MatchString(l) || contactLike(l) {
+			sig++
+		}
+	}
+	return sig*2 >= n
+}
+
+func anyContact(ls []string) bool {
+	for _, l := range ls {
+		if contactLike(l) {
+			return true
+		}
+	}
+	return false
 }
 
 // sigBlock reports whether ls is short and holds contact details.

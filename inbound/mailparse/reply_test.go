@@ -1,6 +1,8 @@
 package mailparse
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -44,9 +46,11 @@ func TestExtractReply(t *testing.T) {
 			reply: "Rebooted, it works.",
 		},
 		{
+			// The answers need the questions: quotes answered in between
+			// stay, their attribution goes.
 			name:  "inline answers between quotes",
 			text:  "On Tue, Mar 4, 2025 at 3:12 PM Support <support@ticketd.test> wrote:\n> Which model?\n\nThinkPad X1.\n\n> Which year?\n\n2023.\n",
-			reply: "ThinkPad X1.\n\n2023.",
+			reply: "> Which model?\n\nThinkPad X1.\n\n> Which year?\n\n2023.",
 		},
 		{
 			name:  "french",
@@ -315,6 +319,89 @@ func TestParseCommands(t *testing.T) {
 			}
 			if rest != tt.rest {
 				t.Errorf("rest = %q, want %q", rest, tt.rest)
+			}
+		})
+	}
+}
+
+// TestExtractReplyFiles runs the reply rules on the hand-written bodies in
+// testdata/reply, one rule per file.
+func TestExtractReplyFiles(t *testing.T) {
+	tests := []struct {
+		file      string
+		reply     string
+		signature string
+	}{
+		{
+			file:  "danish-original-message.txt",
+			reply: "Hej Ole,\n\nThe printer on floor 3 works again.",
+		},
+		{
+			file:  "unquoted-history-after-colon-attribution.txt",
+			reply: "The VPN profile is installed.",
+		},
+		{
+			file:  "verb-before-name-attribution.txt",
+			reply: "Hallo,\n\ndas Headset ist angekommen.\n\nViele Grüße\nJana Berg",
+		},
+		{
+			file:  "name-first-attribution-wrapped.txt",
+			reply: "Hallo,\n\nJa, das passt.",
+		},
+		{
+			file:  "attribution-date-on-line-above.txt",
+			reply: "Thanks, that solved it.",
+		},
+		{
+			file:  "dash-framed-attribution.txt",
+			reply: "I will bring the badge tomorrow.",
+		},
+		{
+			file:  "selected-quote-answered.txt",
+			reply: "Hi,\n\n> Which laptop model do you have?\n\nA ThinkPad T14, bought in 2023.\n\nBest,\nMira",
+		},
+		{
+			file:  "underscore-line-inside-answer.txt",
+			reply: "Here is the first part of my answer.\n\n________________________________________\n\nAnd here is the second part, after a line I drew.\n\nKind regards,\nMira Stone",
+		},
+		{
+			file:  "lone-em-dash.txt",
+			reply: "Done 🎉\n\n—\nMira Stone\nOps at Example\n\n@mirastone",
+		},
+		{
+			file:      "mobile-signature-with-link.txt",
+			reply:     "The monitor arrived.",
+			signature: "Sent from my Pixel <https://example.com/download/mail-app?ref=signature>",
+		},
+		{
+			file:      "outlook-download-line.txt",
+			reply:     "The monitor arrived.",
+			signature: "Download Outlook for Android<https://example.com/get>",
+		},
+		{
+			file:      "several-mobile-signatures.txt",
+			reply:     "Confirmed, thank you.",
+			signature: "Envoyé de mon iPhone\n\nVon meinem Tablet gesendet\nSent with Spark\nSent from my Pixel, please excuse typos.\n(sent from a phone)",
+		},
+		{
+			file:      "sign-off-with-contact-block.txt",
+			reply:     "Hi,\n\nThe badge still does not open door 4.",
+			signature: "Regards,\n\nMira Stone\nFacilities @ Example Corp",
+		},
+		{
+			file:  "sign-off-with-name-only.txt",
+			reply: "Hi,\n\nThe badge still does not open door 4.\n\nRegards,\nMira Stone",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "reply", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reply, sig := ExtractReply(string(b))
+			if diff := cmp.Diff([2]string{tt.reply, tt.signature}, [2]string{reply, sig}); diff != "" {
+				t.Errorf("ExtractReply mismatch [reply signature] (-want +got):\n%s", diff)
 			}
 		})
 	}
