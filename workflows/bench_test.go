@@ -34,7 +34,9 @@ var benchTickets = [][2]string{
 //     and event in one transaction, as intake does) and triaged through the
 //     relay and the real Inngest dev server, until each is In-Progress with
 //     both mails queued. These report p50 and p99 from the ticket's commit
-//     to its In-Progress commit, both by the database's clock.
+//     to its In-Progress commit, both by the database's clock;
+//   - devserver-rules-one-at-a-time: the same, each ticket opened after the
+//     previous one is done, the latency of one ticket on an idle system.
 //
 // Run: go test ./workflows -run '^$' -bench Triage -benchtime 200x
 func BenchmarkTriage(b *testing.B) {
@@ -56,7 +58,10 @@ func BenchmarkTriage(b *testing.B) {
 		benchDirect(b, llm)
 	})
 	b.Run("devserver-rules", func(b *testing.B) {
-		benchDevServer(b, nil, quiet)
+		benchDevServer(b, nil, quiet, false)
+	})
+	b.Run("devserver-rules-one-at-a-time", func(b *testing.B) {
+		benchDevServer(b, nil, quiet, true)
 	})
 	b.Run("devserver-llm", func(b *testing.B) {
 		fake := startBenchFake(b)
@@ -65,7 +70,7 @@ func BenchmarkTriage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchDevServer(b, llm, quiet)
+		benchDevServer(b, llm, quiet, false)
 	})
 }
 
@@ -113,7 +118,9 @@ func benchDirect(b *testing.B, a triage.Analyzer) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Minutes(), "tickets/min")
 }
 
-func benchDevServer(b *testing.B, a triage.Analyzer, log *slog.Logger) {
+// benchDevServer opens b.N tickets at once, or, serial, each after the
+// previous one is triaged (the latency of one ticket on an idle system).
+func benchDevServer(b *testing.B, a triage.Analyzer, log *slog.Logger, serial bool) {
 	ctx := context.Background()
 	s := newStack(b, stackOptions{analyzer: a, log: log})
 	p := seedPeople(b, s.store)
@@ -127,6 +134,9 @@ func benchDevServer(b *testing.B, a triage.Analyzer, log *slog.Logger) {
 	for i := range ids {
 		tk := benchTickets[i%len(benchTickets)]
 		ids[i] = openTicket(b, s.store, p.requester.ID, tk[0], tk[1]).ID
+		if serial {
+			waitFor(b, "the ticket's triage", triaged(s.store, ids[i]))
+		}
 	}
 	waitFor(b, "every ticket's triage", func() (bool, error) {
 		var n int

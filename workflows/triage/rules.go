@@ -395,7 +395,10 @@ func summaryOf(in Input) string {
 	body = strings.Join(strings.Fields(strings.Join(lines, " ")), " ")
 	body = greetingPrefix.ReplaceAllString(body, "")
 	if body == "" {
-		return strings.TrimSpace(in.Subject)
+		if s := strings.TrimSpace(in.Subject); s != "" {
+			return s
+		}
+		return "(The request has neither a subject nor any text.)"
 	}
 	var out strings.Builder
 	sentences := 0
