@@ -98,8 +98,15 @@ type Options struct {
 	// 4.5.3.2.6).
 	DeliverTimeout time.Duration
 	// MaxSessions bounds concurrent connections; default 100. Further
-	// clients are answered 421 4.7.0 at once.
+	// clients are answered 421 4.4.5 at once.
 	MaxSessions int
+	// MaxInflightBytes bounds the bytes of the messages being received and
+	// delivered at once, since delivering takes memory in proportion to a
+	// mail's size; default MaxMessageBytes + 8 MB, which lets one mail of
+	// the largest size through at a time beside small ones. A message
+	// waits its turn before its body is read (the client waits in TCP);
+	// after ReadTimeout of waiting it is answered 452 4.3.1.
+	MaxInflightBytes int64
 
 	// TLSConfig enables STARTTLS (RFC 3207) when set.
 	TLSConfig *tls.Config
@@ -120,6 +127,8 @@ type Server struct {
 	// finish, Close cancels them.
 	base   context.Context
 	cancel context.CancelFunc
+
+	budget *budget
 
 	cidPrefix string
 	nextCID   atomic.Uint64
@@ -167,6 +176,9 @@ func New(opt Options) (*Server, error) {
 	if opt.MaxSessions <= 0 {
 		opt.MaxSessions = 100
 	}
+	if opt.MaxInflightBytes <= 0 {
+		opt.MaxInflightBytes = opt.MaxMessageBytes + 8<<20
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -174,6 +186,7 @@ func New(opt Options) (*Server, error) {
 		opt:       opt,
 		log:       opt.Logger,
 		conns:     make(map[*conn]struct{}),
+		budget:    newBudget(opt.MaxInflightBytes),
 		cidPrefix: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff),
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())

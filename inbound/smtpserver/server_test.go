@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -543,6 +544,115 @@ func TestShutdownFinishesInflightData(t *testing.T) {
 	for _, m := range []string{"marker mid-data", "marker slow-deliver"} {
 		if n := countWith(t, pool, m); n != 1 {
 			t.Errorf("%s stored %d times, want 1", m, n)
+		}
+	}
+}
+
+// TestInflightBudget: with room for one message at a time, messages sent at
+// once are delivered one after the other, and all are accepted.
+func TestInflightBudget(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	rs := &rawStore{pool: pool}
+	var inflight, most atomic.Int64
+	deliver := func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // long enough for the others to arrive
+		return rs.Deliver(ctx, raw, env)
+	}
+	_, addr := start(t, smtpserver.Options{Deliver: deliver, MaxInflightBytes: 12_000})
+
+	tests := []struct {
+		name     string
+		declared bool
+	}{
+		{"declared size", true},
+		{"no declared size", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			most.Store(0)
+			errs := make(chan error, 4)
+			for i := 0; i < 4; i++ {
+				go func(i int) {
+					msg := mail(fmt.Sprintf("budget-%s-%d", strings.ReplaceAll(tt.name, " ", "-"), i), 8000)
+					if tt.declared {
+						errs <- send(addr, "ann@client.test", []string{"support@example.test"}, msg)
+						return
+					}
+					errs <- sendUndeclared(addr, msg)
+				}(i)
+			}
+			for i := 0; i < 4; i++ {
+				if err := <-errs; err != nil {
+					t.Errorf("send: %v", err)
+				}
+			}
+			if m := most.Load(); m != 1 {
+				t.Errorf("%d deliveries at once, want 1", m)
+			}
+		})
+	}
+}
+
+// sendUndeclared sends without SIZE, as smtplib and many scripts do.
+func sendUndeclared(addr string, msg []byte) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.SendMail("ann@client.test", []string{"support@example.test"}, bytes.NewReader(msg))
+}
+
+// TestLargeUndeclaredMessage: a message over 1 MB without a declared size
+// takes the largest share of the budget once it is past its first MB, and
+// arrives whole.
+func TestLargeUndeclaredMessage(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	rs := &rawStore{pool: pool}
+	var inflight, most atomic.Int64
+	deliver := func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		if n > 1 {
+			most.Store(n)
+		}
+		time.Sleep(50 * time.Millisecond)
+		return rs.Deliver(ctx, raw, env)
+	}
+	_, addr := start(t, smtpserver.Options{Deliver: deliver, MaxMessageBytes: 3 << 20, MaxInflightBytes: 4 << 20})
+	msgs := make([][]byte, 3)
+	errs := make(chan error, len(msgs))
+	for i := range msgs {
+		msgs[i] = mail(fmt.Sprintf("large-%d", i), 1500_000+i*1000)
+		go func(msg []byte) { errs <- sendUndeclared(addr, msg) }(msgs[i])
+	}
+	for range msgs {
+		if err := <-errs; err != nil {
+			t.Errorf("send: %v", err)
+		}
+	}
+	if m := most.Load(); m > 1 {
+		t.Errorf("%d large deliveries at once, want 1", m)
+	}
+	for i, msg := range msgs {
+		var data []byte
+		err := pool.QueryRow(context.Background(), `SELECT data FROM raw_messages WHERE position($1::bytea IN data) > 0`,
+			[]byte(fmt.Sprintf("marker large-%d.", i))).Scan(&data)
+		if err != nil {
+			t.Fatalf("large-%d: %v", i, err)
+		}
+		if !bytes.Equal(data, msg) {
+			t.Errorf("large-%d stored with %d bytes, sent %d, or different", i, len(data), len(msg))
 		}
 	}
 }

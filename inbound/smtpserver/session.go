@@ -97,8 +97,12 @@ func (ss *session) Data(r io.Reader) error {
 	defer ss.c.setInData(false)
 
 	start := time.Now()
-	raw, err := readMessage(r, ss.sizeHint, ss.s.opt.MaxMessageBytes)
+	raw, weight, err := ss.read(r)
+	if weight > 0 {
+		defer ss.s.budget.release(weight)
+	}
 	if err != nil {
+		var se *smtp.SMTPError
 		switch {
 		case errors.Is(err, smtp.ErrDataTooLarge):
 			ss.log.Info("smtp message too large", "mail_from", ss.env.MailFrom, "max_bytes", ss.s.opt.MaxMessageBytes)
@@ -106,6 +110,8 @@ func (ss *session) Data(r io.Reader) error {
 		case errors.Is(err, smtp.ErrTooLongLine):
 			ss.log.Info("smtp line too long", "mail_from", ss.env.MailFrom, "max_line", ss.s.opt.MaxLineLength)
 			return errLineTooLong
+		case errors.As(err, &se):
+			return se
 		}
 		ss.log.Info("smtp message not received", "mail_from", ss.env.MailFrom, "err", err)
 		return errNotStored
@@ -178,12 +184,61 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-// readMessage reads the whole message, which go-smtp bounds by
-// MaxMessageBytes. A size the client declared (RFC 1870) sizes the buffer
-// once; otherwise the message is read in growing chunks and copied once,
-// never holding more than about twice its size.
-func readMessage(r io.Reader, hint, max int64) ([]byte, error) {
-	if hint > 0 && hint <= max {
+// freeBytes of a message of unknown size are read before it takes its
+// share of Options.MaxInflightBytes.
+const freeBytes = 1 << 20
+
+// read reads the whole message, which go-smtp bounds by MaxMessageBytes,
+// after taking its size from the in-flight budget: the size the client
+// declared (RFC 1870), or, when it declared none, the message's own size
+// when it is small, else MaxMessageBytes. weight is what to release.
+func (ss *session) read(r io.Reader) (raw []byte, weight int64, err error) {
+	max := ss.s.opt.MaxMessageBytes
+	if hint := ss.sizeHint; hint > 0 {
+		weight = min(hint, max)
+		if err := ss.waitBudget(weight); err != nil {
+			return nil, 0, err
+		}
+		raw, err := readMessage(r, hint, max, nil)
+		return raw, weight, err
+	}
+	lr := &io.LimitedReader{R: r, N: freeBytes + 1}
+	head, err := readMessage(lr, 0, max, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if lr.N > 0 {
+		weight = int64(len(head))
+		return head, weight, ss.waitBudget(weight)
+	}
+	weight = max
+	if err := ss.waitBudget(weight); err != nil {
+		return nil, 0, err
+	}
+	raw, err = readMessage(r, 0, max, head)
+	return raw, weight, err
+}
+
+// errBusy: RFC 3463 X.3.1, mail system full, try again.
+var errBusy = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+	Message: "Too much mail in progress, please try again later"}
+
+func (ss *session) waitBudget(n int64) error {
+	ctx, cancel := context.WithTimeout(ss.s.base, ss.s.opt.ReadTimeout)
+	defer cancel()
+	if err := ss.s.budget.acquire(ctx, n); err != nil {
+		ss.log.Warn("smtp message waited too long for memory", "bytes", n, "err", err)
+		return errBusy
+	}
+	return nil
+}
+
+// readMessage reads a message to its end. A size the client declared
+// sizes the buffer once; otherwise the message is read in growing chunks
+// after prefix and copied once, never holding more than about twice its
+// size.
+func readMessage(r io.Reader, hint, max int64, prefix []byte) ([]byte, error) {
+	if hint > 0 && hint <= max && prefix == nil {
 		buf := bytes.NewBuffer(make([]byte, 0, hint+1024))
 		_, err := buf.ReadFrom(r)
 		return buf.Bytes(), err
@@ -193,6 +248,9 @@ func readMessage(r io.Reader, hint, max int64) ([]byte, error) {
 		total  int
 		size   = 4 << 10
 	)
+	if len(prefix) > 0 {
+		chunks, total, size = [][]byte{prefix}, len(prefix), 1<<20
+	}
 	for {
 		chunk := make([]byte, size)
 		n := 0
