@@ -23,6 +23,17 @@ type dsnRecipient struct {
 	final, original, action, status string
 }
 
+// recipient is the address a DSN block reports on. RFC 3464 2.3.1: the
+// Original-Recipient is the address as the sender gave it, before any
+// forwarding or alias expansion rewrote it into the Final-Recipient, so it
+// is the one the sender's records know.
+func (r dsnRecipient) recipient() string {
+	if r.original != "" {
+		return r.original
+	}
+	return r.final
+}
+
 // parseDSN reads a message/delivery-status body: a per-message block, then
 // one block per recipient, separated by blank lines (RFC 3464 2.1).
 func (r *report) parseDSN(b []byte) {
@@ -48,10 +59,17 @@ func (r *report) parseDSN(b []byte) {
 	}
 }
 
-// dsnAddress reads "rfc822; user@example.com" (RFC 3464 2.3.2).
+// dsnAddress reads "rfc822; user@example.com" (RFC 3464 2.3.2). Only
+// mail addresses count: types other than rfc822 and utf-8 (RFC 6533), such
+// as x400, name something else.
 func dsnAddress(v string) string {
 	v = strings.TrimSpace(v)
 	if i := strings.IndexByte(v, ';'); i >= 0 {
+		switch strings.ToLower(strings.TrimSpace(v[:i])) {
+		case "rfc822", "utf-8", "":
+		default:
+			return ""
+		}
 		v = v[i+1:]
 	}
 	v = strings.Trim(strings.TrimSpace(v), "<>\"")
@@ -75,10 +93,7 @@ func classify(p *parser, h header) {
 	if (isReport && rt == "delivery-status") || p.report.sawDSN {
 		failed, other := []string{}, []string{}
 		for _, r := range p.report.dsn {
-			addr := r.final
-			if addr == "" {
-				addr = r.original
-			}
+			addr := r.recipient()
 			switch {
 			case r.action == "failed" || (r.action == "" && strings.HasPrefix(r.status, "5")):
 				failed = appendUnique(failed, addr)
@@ -288,9 +303,9 @@ var bounceSubject = regexp.MustCompile(`(?i)^\s*(\[[^\]]*\]\s*)?(` +
 	`notification d'état de remise|benachrichtigung zum übermittlungsstatus|` +
 	`error sending message|mail not delivered|your message (was|couldn't be|could not be|wasn't) delivered|` +
 	`your message to .* (was|has been) (rejected|blocked|not delivered)|` +
-	`returned message|bounced? (mail|message)|unable to deliver|delivery to .* failed|` +
+	`returned message|bounced? (mail|message)|unable to deliver|delivery to .* failed|failed (mail|delivery|message)|` +
 	`mail returned|message you sent (was|has been) blocked|delivery (failure|error)|` +
-	`メールエラー|配信エラー|不達|送信エラー|エラー通知|退信|投递失败|未送達` +
+	`メールエラー|配信エラー|不達|送信エラー|エラー通知|退信|投递失败|邮件.{0,6}(失败|退回)|无法送达|未送達` +
 	`)`)
 
 var delaySubject = regexp.MustCompile(`(?i)^\s*(delayed mail|delivery (status notification \()?delay|warning: (message )?delayed|mail delivery delayed|message delayed|delivery delayed|zustellung verzögert)`)
@@ -325,7 +340,8 @@ var bounceTexts = regexp.MustCompile(`(` +
 	`delivery to the following recipient has been delayed|` +
 	`your mail could not be delivered|the following message to .{1,100} was undeliverable|` +
 	`mail delivery failed|diagnostic-code:|remote-mta:|reporting-mta:|could not be delivered to|` +
-	`had delivery (problems|errors)|no valid recipients|送信できませんでした|配信できませんでした` +
+	`had delivery (problems|errors)|no valid recipients|(mail|message) (has been|was) returned|` +
+	`送信できませんでした|配信できませんでした|无法发送|无法送达|未能送达` +
 	`)`)
 
 // bounceText reports whether the readable text reads like a bounce.
@@ -361,9 +377,7 @@ func bounceRecipients(p *parser, h header) []string {
 	m := p.msg
 	var out []string
 	for _, r := range p.report.dsn {
-		if r.final != "" {
-			out = appendUnique(out, r.final)
-		}
+		out = appendUnique(out, r.recipient())
 	}
 	if len(out) > 0 {
 		return out
@@ -382,18 +396,38 @@ func bounceRecipients(p *parser, h header) []string {
 		}
 	}
 	var strong, weak []string
+	alias := map[string]string{} // expanded address -> the address the sender used
 	for _, l := range strings.Split(text, "\n") {
+		if quotedHeaderLine.MatchString(l) {
+			continue // "To: ..." of the returned message, not a recipient that failed
+		}
+		if mm := expandedFrom.FindStringSubmatch(l); mm != nil && len(strong) > 0 {
+			// Sendmail: "a@b" then "(expanded from: c@d)": c@d is the
+			// address the sender used, a@b what an alias made of it.
+			last := strong[len(strong)-1]
+			alias[strings.ToLower(last)] = normAddr(mm[1])
+			strong = appendUnique(strong[:len(strong)-1], normAddr(mm[1]))
+			continue
+		}
+		smtpError := smtpErrorLine.MatchString(l)
 		for _, loc := range addrInText.FindAllStringIndex(l, -1) {
 			addr := strings.Trim(l[loc[0]:loc[1]], "<>.,;:'\"()[]")
 			if i := strings.Index(strings.ToLower(addr), "mailto:"); i >= 0 {
 				addr = addr[i+7:]
 			}
+			// X.400 gateways write "dda:SMTP=a@b" and "RFC-822=a@b".
+			if mm := keyedAddress.FindStringSubmatch(addr); mm != nil {
+				addr = mm[1]
+			}
 			if ignore[strings.ToLower(addr)] || strings.ContainsAny(addr, "=$") {
 				continue
 			}
 			addr = normAddr(addr)
+			if a, ok := alias[strings.ToLower(addr)]; ok {
+				addr = a
+			}
 			before := strings.TrimSpace(strings.Trim(strings.TrimSpace(l[:loc[0]]), "<>\"'*-"))
-			if before == "" || recipientContext.MatchString(l[:loc[0]]) {
+			if before == "" || smtpError || recipientContext.MatchString(l[:loc[0]]) {
 				strong = appendUnique(strong, addr)
 			} else {
 				weak = appendUnique(weak, addr)
@@ -427,13 +461,29 @@ func bounceRecipients(p *parser, h header) []string {
 	return out
 }
 
-var recipientContext = regexp.MustCompile(`(?i)(rcpt to|recipient|delivered to|deliver to|delivery to|message to|addressed to|failed to|sent to|following address(es)?|address(es)?|user|mailbox|account)\W{0,6}$`)
+var recipientContext = regexp.MustCompile(`(?i)(rcpt to|recipient|delivered to|deliver to|delivery to|message to|addressed( to)?|failed to|sent to|following address(es)?|address(es)?|user|mailbox|account)\W{0,6}$`)
+
+// quotedHeaderLine matches a header field of the returned message that a
+// notice repeats in its text ("To: ...", "From: ..."): its addresses are
+// not the failed recipients.
+var quotedHeaderLine = regexp.MustCompile(`(?i)^\s*>?\s*(to|from|cc|bcc|reply-to|sender|subject|date|sent|return-path|message-id|received|delivered-to|errors-to)\s*:`)
+
+// smtpErrorLine matches a line holding a remote server's error answer, a
+// 4xx or 5xx reply code (RFC 5321 4.2) at its start or an enhanced status
+// code (RFC 3463): the address it names is the one refused.
+var smtpErrorLine = regexp.MustCompile(`^[\s<>]*[45]\d\d[\s-]|\b[45]\.\d{1,3}\.\d{1,3}\b`)
+
+// expandedFrom matches sendmail's "(expanded from: <a@b>)".
+var expandedFrom = regexp.MustCompile(`(?i)^\s*\(expanded from:?\s*<?([^\s<>()]+@[^\s<>()]+?)>?\)`)
+
+// keyedAddress matches "SMTP=a@b": a short key, then the address.
+var keyedAddress = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,9}=([^=\s]+@[^=\s]+)$`)
 
 var addrInText = regexp.MustCompile(`<?(?:mailto:)?[A-Za-z0-9._%+'/!#&*=?^{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}>?`)
 
 // originalMarker finds where a bounce text starts quoting the returned
 // message, so its addresses are not taken for failed recipients.
-var originalMarker = regexp.MustCompile(`(?im)^[\s\-=*_]*(original message|returned message|unsent message|undelivered message|original mail|message header)s?( follows)?[\s\-=*_:]*$|^.*(below this line is a copy|this is a copy of the message|copy of the original|original message follows|message headers follow|headers? of the original message|returned mail follows|unsent message follows|original message is attached).*$|^(received|return-path|dkim-signature|x-received): `)
+var originalMarker = regexp.MustCompile(`(?im)^[\s\-=*_]*(original message|returned message|unsent message|undelivered message|original mail|message header)s?( follows)?[\s\-=*_:]*$|^.*(below this line is a copy|this is a copy of the message|copy of the original|original message follows|message headers follow|headers? of the original message|returned mail follows|unsent message follows|original message is attached).*$|^.*original message.{0,40}(follows|below|attached):?\s*$|^>?(received|return-path|dkim-signature|x-received): `)
 
 func originalStart(text string) int {
 	if loc := originalMarker.FindStringIndex(text); loc != nil {

@@ -1,6 +1,8 @@
 package mailparse
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -126,5 +128,63 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Auto.Reason is empty for kind %s", m.Auto.Kind)
 			}
 		})
+	}
+}
+
+// TestBounceRecipients checks which addresses a bounce reports, on the
+// hand-written notices in testdata/bounce: the recipient set must be the
+// failed addresses exactly, never the sender or an address the notice
+// quotes from the returned message.
+func TestBounceRecipients(t *testing.T) {
+	tests := []struct {
+		file       string
+		recipients []string
+	}{
+		// RFC 3464 2.3.1: the address as the sender gave it.
+		{"dsn-original-recipient.eml", []string{"kim@example.com"}},
+		// "To:" of the returned message is not a recipient; X.400 gateways
+		// write SMTP=address.
+		{"quoted-header-lines.eml", []string{"kim@corp.example.com"}},
+		// The address in a remote server's 5xx answer failed too.
+		{"smtp-error-line.eml", []string{"kim@example.net", "lee@example.net"}},
+		// Sendmail names the alias target, then the address the sender used.
+		{"expanded-from.eml", []string{"kim@example.org"}},
+		// "FAILED MAIL" subjects, "was addressed, a@b," and an original
+		// message quoted with ">".
+		{"addressed-context.eml", []string{"kim@example.gov"}},
+		// "mail has been returned" is a failure text.
+		{"returned-mail-text.eml", []string{"kim@example.net"}},
+		// Chinese notices.
+		{"chinese-notice.eml", []string{"kim@example.cn", "lee@example.cn"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", "bounce", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := Parse(raw, Options{})
+			if m.Auto.Kind != KindBounce {
+				t.Errorf("Auto.Kind = %s (%s), want bounce", m.Auto.Kind, m.Auto.Reason)
+			}
+			if diff := cmp.Diff(tt.recipients, m.Auto.Recipients, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("recipients mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDSNAddress(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"rfc822; Kim@Example.COM", "Kim@example.com"},
+		{"RFC822;<kim@example.com>", "kim@example.com"},
+		{"utf-8; kim@example.com", "kim@example.com"},
+		{"x400; /G=kim/S=lee/O=example@gw/", ""},
+		{"kim@example.com", "kim@example.com"},
+	}
+	for _, tt := range tests {
+		if got := dsnAddress(tt.in); got != tt.want {
+			t.Errorf("dsnAddress(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
