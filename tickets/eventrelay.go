@@ -62,6 +62,17 @@ func (s *Store) DeferEvent(ctx context.Context, id int64, wait time.Duration, re
 	return nil
 }
 
+// RetryDeferredEvents makes every unsent event due now, for when the
+// workflow engine is back after failures, and returns how many there were.
+func (s *Store) RetryDeferredEvents(ctx context.Context) (int64, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE event_outbox SET next_attempt_at = now()
+		WHERE sent_at IS NULL AND next_attempt_at > now()`)
+	if err != nil {
+		return 0, fmt.Errorf("retry deferred events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // NextEventDue returns when the earliest unsent event is due, and false when
 // there is none.
 func (s *Store) NextEventDue(ctx context.Context) (time.Time, bool, error) {

@@ -322,3 +322,25 @@ func TestTicketEvents(t *testing.T) {
 		t.Errorf("queued mails (-want +got):\n%s", diff)
 	}
 }
+
+// TestEventsWaitForTheDevServerToSync: a dev server that has not synced
+// ticketd's functions (just started, or restarted) would take events and
+// start nothing; the relay holds them until the functions are there.
+func TestEventsWaitForTheDevServerToSync(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{unsynced: true})
+	ctx := context.Background()
+	p := seedPeople(t, s.store)
+	tk := openTicket(t, s.store, p.requester.ID, "VPN down", "The VPN is down for the whole office.")
+	waitFor(t, "the relay to hold the event", func() (bool, error) {
+		var held bool
+		err := s.store.DB().QueryRow(ctx, `SELECT sent_at IS NULL AND last_error LIKE '%not synced%'
+			FROM event_outbox WHERE ticket_id = $1`, tk.ID).Scan(&held)
+		return held, err
+	})
+	if n, err := s.dev.Functions(); err != nil || n != 0 {
+		t.Fatalf("the dev server knows %d functions (%v)", n, err)
+	}
+	s.dev.Sync(t, s.appURL, 5)
+	waitFor(t, "triage after the sync", triaged(s.store, tk.ID))
+}

@@ -248,6 +248,9 @@ type stackOptions struct {
 	retries  int
 	log      *slog.Logger
 	pool     *pgxpool.Pool
+	// unsynced starts the dev server without the app's URL and does not
+	// sync it: the dev server knows no functions until the test calls Sync.
+	unsynced bool
 }
 
 // newStack starts the app's /api/inngest on loopback, the dev server
@@ -269,7 +272,11 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	}))
 	t.Cleanup(app.Close)
 	s.appURL = app.URL + "/api/inngest"
-	s.dev = inngesttest.Start(t, inngesttest.Options{AppURL: s.appURL})
+	devOpts := inngesttest.Options{AppURL: s.appURL}
+	if o.unsynced {
+		devOpts.AppURL = ""
+	}
+	s.dev = inngesttest.Start(t, devOpts)
 	log := o.log
 	if log == nil {
 		log = testLogger(t)
@@ -291,7 +298,9 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	mu.Lock()
 	handler = mux
 	mu.Unlock()
-	s.dev.Sync(t, s.appURL, 5)
+	if !o.unsynced {
+		s.dev.Sync(t, s.appURL, 5)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

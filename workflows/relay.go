@@ -64,8 +64,15 @@ func (w *Workflows) RunRelay(ctx context.Context) (err error) {
 			}
 			failing = true
 		case err == nil && sent > 0 && failing:
-			w.log.Info("Inngest takes events again")
+			// The events that failed meanwhile need not wait out their
+			// backoff now.
+			n, rerr := w.store.RetryDeferredEvents(ctx)
+			w.log.Info("Inngest takes events again", "deferred_events", n)
+			if rerr != nil {
+				w.log.Warn("event relay: reset backoff", "err", rerr)
+			}
 			failing = false
+			continue
 		}
 		if err == nil && sent == w.opts.RelayBatch {
 			continue // more are waiting
@@ -168,7 +175,15 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 		if err != nil || len(events) == 0 {
 			return err
 		}
-		ok, failed := w.send(ctx, events)
+		var ok []tickets.OutboxEvent
+		var failed []failedEvent
+		if err := w.devSynced(ctx); err != nil {
+			for _, e := range events {
+				failed = append(failed, failedEvent{e, err})
+			}
+		} else {
+			ok, failed = w.send(ctx, events)
+		}
 		if len(ok) > 0 {
 			ids := make([]int64, len(ok))
 			for i, e := range ok {
@@ -178,6 +193,9 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 				return err
 			}
 			sent = len(ok)
+		}
+		if len(failed) > 0 {
+			w.syncedAt = time.Time{} // a restarted dev server must sync again
 		}
 		for _, f := range failed {
 			sendErr = f.err
@@ -244,11 +262,13 @@ func toInngest(e tickets.OutboxEvent) inngestgo.Event {
 	return inngestgo.Event{ID: &id, Name: e.Name, Data: data, Timestamp: inngestgo.Timestamp(e.CreatedAt)}
 }
 
-// backoff is how long a failed event waits: 1s doubling to 5 minutes, with
-// jitter so replicas do not retry in step.
+// backoff is how long a failed event waits: 1s doubling to 30s, with
+// jitter so replicas do not retry in step. Each try is one request per
+// batch, so a short ceiling costs little and events flow soon after Inngest
+// returns.
 func backoff(attempts int) time.Duration {
-	d := time.Second << min(attempts, 9)
-	d = min(d, 5*time.Minute)
+	d := time.Second << min(attempts, 5)
+	d = min(d, 30*time.Second)
 	return d/2 + rand.N(d/2+1)
 }
 

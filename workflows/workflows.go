@@ -13,6 +13,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,8 +111,10 @@ type Workflows struct {
 	client     inngestgo.Client
 	handler    http.Handler
 	configured bool
+	dev        bool
 	engineURL  string // the event API's base URL, probed by Ready
 	http       *http.Client
+	syncedAt   time.Time // dev mode: when the dev server last listed our functions; the relay's alone
 }
 
 // ErrNotConfigured is what Ready says when none of INNGEST_DEV,
@@ -167,6 +170,7 @@ func New(o Options) (*Workflows, error) {
 	w := &Workflows{opts: o, store: store, log: o.Logger, http: o.HTTPClient}
 
 	dev := o.Dev != "" && !isFalse(o.Dev)
+	w.dev = dev
 	w.configured = dev || o.EventKey != "" || o.BaseURL != ""
 	base := strings.TrimRight(o.BaseURL, "/")
 	if base == "" && dev {
@@ -260,4 +264,49 @@ func (w *Workflows) Ready(ctx context.Context) error {
 		return fmt.Errorf("workflows: Inngest at %s answers %s", w.engineURL, resp.Status)
 	}
 	return nil
+}
+
+// errNotSynced means the dev server does not know ticketd's functions yet.
+var errNotSynced = errors.New("workflows: the Inngest dev server has not synced ticketd's functions yet; events wait")
+
+// devSynced reports whether the dev server lists ticketd's triage function.
+// The dev server keeps functions in memory: after it starts, it knows them
+// only once it has synced /api/inngest, and an event it takes before then
+// starts nothing. Inngest Cloud and `inngest start` keep them across
+// restarts, so only dev mode asks. A positive answer holds for a few
+// seconds.
+func (w *Workflows) devSynced(ctx context.Context) error {
+	if !w.dev || time.Since(w.syncedAt) < 3*time.Second {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.engineURL+"/dev", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("workflows: Inngest at %s is unreachable: %w", w.engineURL, err)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Functions []struct {
+			Slug string `json:"slug"`
+		} `json:"functions"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("workflows: the dev server answers %s at /dev", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return fmt.Errorf("workflows: read the dev server's /dev: %w", err)
+	}
+	want := w.opts.AppID + "-" + FnTriage
+	for _, f := range info.Functions {
+		if f.Slug == want {
+			w.syncedAt = time.Now()
+			return nil
+		}
+	}
+	return errNotSynced
 }
