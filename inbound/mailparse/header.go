@@ -382,59 +382,16 @@ func parseAddressList(v, fallback string, m *Message) []Address {
 	return lenientAddresses(v, m)
 }
 
-// lenientAddresses splits an address list on commas outside quotes and
-// angle brackets and takes from each item what looks like an address.
+// lenientAddresses reads an address list that the strict RFC 5322 grammar
+// refused, the way mail readers do: items end at commas or semicolons
+// outside quotes, comments and angle brackets; quoted strings may hold
+// encoded words; a backslash outside quotes escapes the next character;
+// comments (RFC 5322 3.2.2) are dropped from addresses and give the name
+// when no display name does; a group's name is dropped.
 func lenientAddresses(v string, m *Message) []Address {
-	var items []string
-	depthAngle, inQuote, start := 0, false, 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\' && inQuote:
-			i++
-		case c == '"':
-			inQuote = !inQuote
-		case c == '<' && !inQuote:
-			depthAngle++
-		case c == '>' && !inQuote && depthAngle > 0:
-			depthAngle--
-		case (c == ',' || c == ';') && !inQuote && depthAngle == 0:
-			items = append(items, v[start:i])
-			start = i + 1
-		}
-	}
-	items = append(items, v[start:])
 	var out []Address
-	for _, it := range items {
-		it = strings.TrimSpace(it)
-		if it == "" {
-			continue
-		}
-		var a Address
-		if l, r := strings.LastIndexByte(it, '<'), strings.LastIndexByte(it, '>'); l >= 0 && r > l {
-			a.Address = strings.TrimSpace(it[l+1 : r])
-			a.Name = strings.TrimSpace(it[:l] + it[r+1:])
-		} else if l >= 0 {
-			a.Address = strings.TrimSpace(it[l+1:])
-			a.Name = strings.TrimSpace(it[:l])
-		} else {
-			for _, w := range strings.Fields(it) {
-				if strings.Contains(w, "@") {
-					a.Address = strings.Trim(w, "()[]\"'")
-					a.Name = strings.TrimSpace(strings.Replace(it, w, "", 1))
-					break
-				}
-			}
-			if a.Address == "" {
-				a.Name = it
-			}
-		}
-		// Group syntax "name: a@b;" leaves "name:" before the first item.
-		if i := strings.IndexByte(a.Address, ':'); i >= 0 {
-			a.Address = strings.TrimSpace(a.Address[i+1:])
-		}
-		a.Name = strings.Trim(strings.TrimSpace(a.Name), "\"'")
-		a.Name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(a.Name, "("), ")"))
-		a.Name = strings.ReplaceAll(a.Name, `\"`, `"`)
+	for _, item := range splitAddressItems(v) {
+		a := lenientMailbox(item)
 		if strings.Contains(a.Name, "=?") {
 			a.Name = decodeWords(a.Name, m)
 		}
@@ -446,6 +403,166 @@ func lenientAddresses(v string, m *Message) []Address {
 		out = append(out, a)
 	}
 	return out
+}
+
+// splitAddressItems cuts an address list at the commas and semicolons
+// that separate its items.
+func splitAddressItems(v string) []string {
+	var items []string
+	inQuote, comment, angle, start := false, 0, 0, 0
+	closed := false // an angle-addr ended this item
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if closed && comment == 0 && !inQuote && c != ' ' && c != '\t' && c != '(' && c != ',' && c != ';' {
+			// "A <a@b> B <c@d>": a mailbox after a complete one, the
+			// comma forgotten.
+			items = append(items, v[start:i])
+			start = i
+			closed = false
+		}
+		switch {
+		case c == '\\':
+			i++
+		case inQuote:
+			if c == '"' {
+				inQuote = false
+			}
+		case c == '(':
+			comment++
+		case c == ')' && comment > 0:
+			comment--
+		case comment > 0:
+		case c == '"':
+			inQuote = true
+		case c == '<':
+			angle++
+		case c == '>' && angle > 0:
+			angle--
+			closed = angle == 0
+		case (c == ',' || c == ';') && angle == 0:
+			items = append(items, v[start:i])
+			start = i + 1
+			closed = false
+		}
+	}
+	return append(items, v[start:])
+}
+
+// lenientMailbox reads one item of an address list: "phrase <addr>" or a
+// bare addr-spec, with comments and quoted strings anywhere.
+func lenientMailbox(item string) Address {
+	var (
+		phrase   []string // display-name words, in order
+		comments []string
+		addr     strings.Builder // inside angle brackets
+		word     strings.Builder
+		inAngle  bool
+		sawAngle bool
+	)
+	endWord := func() {
+		if word.Len() > 0 {
+			phrase = append(phrase, word.String())
+			word.Reset()
+		}
+	}
+	for i := 0; i < len(item); i++ {
+		c := item[i]
+		switch {
+		case c == '"':
+			j := i + 1
+			var q strings.Builder
+			for ; j < len(item) && item[j] != '"'; j++ {
+				if item[j] == '\\' && j+1 < len(item) {
+					j++
+				}
+				q.WriteByte(item[j])
+			}
+			if inAngle {
+				addr.WriteString(`"` + q.String() + `"`) // a quoted local part
+			} else {
+				word.WriteString(q.String())
+			}
+			i = j
+		case c == '(':
+			depth, j := 1, i+1
+			var cm strings.Builder
+			for ; j < len(item) && depth > 0; j++ {
+				switch item[j] {
+				case '\\':
+					if j+1 < len(item) {
+						j++
+						cm.WriteByte(item[j])
+					}
+					continue
+				case '(':
+					depth++
+				case ')':
+					depth--
+					if depth == 0 {
+						continue
+					}
+				}
+				cm.WriteByte(item[j])
+			}
+			if t := strings.TrimSpace(cm.String()); t != "" {
+				comments = append(comments, t)
+			}
+			i = j - 1
+		case c == '\\' && i+1 < len(item):
+			i++
+			if inAngle {
+				addr.WriteByte(item[i])
+			} else {
+				word.WriteByte(item[i])
+			}
+		case c == '<':
+			endWord()
+			inAngle, sawAngle = true, true
+		case c == '>' && inAngle:
+			inAngle = false
+		case inAngle:
+			if c != ' ' && c != '\t' {
+				addr.WriteByte(c)
+			}
+		case c == ' ' || c == '\t':
+			endWord()
+		case c == ':' && !sawAngle && !strings.Contains(word.String(), "@"):
+			// "Group name: a@b" (RFC 5322 3.4): the group's name is not
+			// the mailbox's.
+			word.Reset()
+			phrase = phrase[:0]
+			comments = comments[:0]
+		default:
+			word.WriteByte(c)
+		}
+	}
+	endWord()
+	var a Address
+	if sawAngle {
+		a.Address = addr.String()
+		if i := strings.LastIndexByte(a.Address, ':'); i >= 0 {
+			a.Address = a.Address[i+1:] // obsolete source route "@a,@b:user@c"
+		}
+		a.Name = strings.Join(phrase, " ")
+	} else {
+		var name []string
+		for _, w := range phrase {
+			if a.Address == "" && strings.Contains(w, "@") {
+				a.Address = strings.Trim(w, "[]'")
+				continue
+			}
+			name = append(name, w)
+		}
+		a.Name = strings.Join(name, " ")
+		if a.Address == "" && len(phrase) > 0 && !strings.Contains(a.Name, "=?") {
+			a.Name = strings.Join(phrase, " ")
+		}
+	}
+	if strings.TrimSpace(a.Name) == "" && len(comments) > 0 {
+		a.Name = comments[0]
+	}
+	a.Name = strings.TrimSpace(a.Name)
+	return a
 }
 
 // normAddr lower-cases the domain of an addr-spec.

@@ -253,6 +253,37 @@ func TestParseHeaders(t *testing.T) {
 	}
 }
 
+// TestAddressesLenient checks From headers that the strict RFC 5322
+// grammar refuses, in testdata/address: the name and address must be what
+// a mail reader shows.
+func TestAddressesLenient(t *testing.T) {
+	tests := []struct {
+		file string
+		from Address
+	}{
+		// A backslash outside a quoted string escapes the quote mark.
+		{"escaped-quotes.eml", Address{Name: `"Mira Stone"`, Address: "mira@example.com"}},
+		// RFC 5322 3.2.2: comments are not part of the name or address.
+		{"comments-everywhere.eml", Address{Name: "Mira", Address: "mira@example.com"}},
+		// RFC 5322 3.4: a group's name is not the mailbox's.
+		{"group-name.eml", Address{Name: "Mira Stone", Address: "mira@example.com"}},
+		// Two mailboxes with the comma forgotten: the first is the sender.
+		{"missing-comma.eml", Address{Name: "Mira Stone", Address: "mira@example.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", "address", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := Parse(raw, Options{})
+			if diff := cmp.Diff(tt.from, m.From); diff != "" {
+				t.Errorf("From mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestAttachmentLimits(t *testing.T) {
 	raw := readMail(t, "attachments.eml")
 	tests := []struct {
