@@ -26,16 +26,20 @@ type Address struct {
 	Address string `json:"address"`
 }
 
-// Attachment is one non-body MIME part: a file, an inline image or an
+// Attachment is one non-text MIME part: a file, an inline image or an
 // attached message.
 type Attachment struct {
 	Filename    string
 	ContentType string
 	ContentID   string // without <>
 	Inline      bool
-	Size        int64
-	SHA256      string // hex of the decoded content
-	Data        []byte // nil when Size is over Options.MaxAttachmentBytes
+	// InBody marks an image, audio or video part that mail readers show
+	// in the body where it stands, not in the list of attachments (RFC
+	// 8621 4.1.4): it is kept like any file but not listed as one.
+	InBody bool
+	Size   int64
+	SHA256 string // hex of the decoded content
+	Data   []byte // nil when Size is over Options.MaxAttachmentBytes
 }
 
 // Kind says whether and how a machine sent the mail.

@@ -390,3 +390,52 @@ func TestParseBody(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachmentList checks, on the samples in testdata/parts, which parts
+// are listed as attachments the way mail readers list them (RFC 8621
+// 4.1.4), which media is kept but shown in the body, and the text.
+func TestAttachmentList(t *testing.T) {
+	tests := []struct {
+		file   string
+		listed []string // content types in Summary().Attachments
+		inBody []string // content types kept with InBody
+		text   string
+	}{
+		// An image in a mixed multipart is shown where it stands.
+		{file: "mixed-inline-image.eml", inBody: []string{"image/png"}, text: "The error looks like this:\n\nIt appears after login."},
+		// In multipart/related only the root is body; the image it
+		// refers to by Content-ID is an attachment.
+		{file: "related-cid-image.eml", listed: []string{"image/png"}, text: "The chart is below."},
+		// A named text part after the first is a file, even marked inline.
+		{file: "mixed-named-text-inline.eml", listed: []string{"text/plain"}, text: "The log is attached."},
+		// Media inside an alternative is offered as an attachment.
+		{file: "alternative-image.eml", listed: []string{"image/jpeg"}, text: "A photo of the broken cable."},
+		// The first text part is the body even with a name.
+		{file: "first-text-with-name.eml", listed: []string{"application/pdf"}, text: "My notes on the outage."},
+		// An attached message is an attachment, inline or not.
+		{file: "inline-message.eml", listed: []string{"message/rfc822"}, text: "See the vendor's mail below."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", "parts", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := Parse(raw, Options{})
+			var listed, inBody []string
+			for _, a := range m.Summary().Attachments {
+				listed = append(listed, a.ContentType)
+			}
+			for _, a := range m.Attachments {
+				if a.InBody {
+					inBody = append(inBody, a.ContentType)
+				}
+			}
+			got := []any{listed, inBody, m.Text}
+			want := []any{tt.listed, tt.inBody, tt.text}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("[listed inBody text] mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

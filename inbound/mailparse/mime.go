@@ -58,7 +58,7 @@ func (p *parser) parse(raw []byte) {
 	p.topType, p.topParam = parseParams(h.get("Content-Type"), m)
 	p.charset = p.topParam["charset"]
 	p.headers(h)
-	c := p.entity(h, body, "")
+	c := p.entity(h, body, partPos{})
 	m.Text = cleanText(c.text)
 	m.HTML = p.html
 	if strings.TrimSpace(m.Text) == "" {
@@ -139,9 +139,16 @@ func (p *parser) headers(h header) {
 	}
 }
 
-// entity reads one MIME entity and returns its readable text. parent is the
-// subtype of the enclosing multipart ("" at the top).
-func (p *parser) entity(h header, body []byte, parent string) content {
+// partPos is where an entity stands in the MIME tree.
+type partPos struct {
+	parent string // subtype of the enclosing multipart, "" at the top
+	index  int    // position among the parent's parts
+	inAlt  bool   // inside a multipart/alternative, at any depth
+}
+
+// entity reads one MIME entity and returns its readable text.
+func (p *parser) entity(h header, body []byte, pos partPos) content {
+	parent := pos.parent
 	m := p.msg
 	*p.parts++
 	if *p.parts > maxParts {
@@ -166,7 +173,7 @@ func (p *parser) entity(h header, body []byte, parent string) content {
 
 	switch {
 	case strings.HasPrefix(ct, "multipart/"):
-		return p.multipart(ct, params, body, parent)
+		return p.multipart(ct, params, body, pos)
 	case ct == "message/rfc822" || ct == "message/global" || ct == "message/news":
 		data := p.decode(body, cte)
 		p.messagePart(h, data, ct, params, dparams)
@@ -198,14 +205,21 @@ func (p *parser) entity(h header, body []byte, parent string) content {
 		filename = params["name"]
 	}
 	isText := ct == "text/plain" || ct == "text/html" || ct == "text/enriched" || ct == "text/richtext" || ct == "text/x-plain"
-	attachment := disp == "attachment" || !isText || (filename != "" && parent != "" && parent != "alternative" && disp != "inline")
-	// A text part named like a file but alone in its mail is still its text.
-	if attachment && isText && parent == "" && disp != "attachment" {
-		attachment = false
+	media := strings.HasPrefix(ct, "image/") || strings.HasPrefix(ct, "audio/") || strings.HasPrefix(ct, "video/")
+	// RFC 8621 4.1.4: a part belongs to the body rather than the
+	// attachments when it is not marked as an attachment, is text or
+	// media, and is the first part of its multipart or, outside
+	// multipart/related (where only the root is body), media or a text
+	// part without a file name. Media inside an alternative is offered as
+	// an attachment, as only one of the alternatives would show it.
+	inline := disp != "attachment" && (isText || media) &&
+		(pos.index == 0 || (parent != "related" && (media || filename == "")))
+	if media && pos.inAlt {
+		inline = false
 	}
 	data := p.decode(body, cte)
-	if attachment {
-		p.attach(h, data, ct, params, dparams, disp)
+	if !inline || media {
+		p.attachPart(h, data, ct, params, dparams, disp, inline)
 		return content{}
 	}
 	cs := params["charset"]
@@ -230,7 +244,7 @@ func (p *parser) entity(h header, body []byte, parent string) content {
 }
 
 // multipart reads a multipart entity (RFC 2046 5.1).
-func (p *parser) multipart(ct string, params map[string]string, body []byte, parent string) content {
+func (p *parser) multipart(ct string, params map[string]string, body []byte, pos partPos) content {
 	m := p.msg
 	sub := strings.TrimPrefix(ct, "multipart/")
 	p.mdepth++
@@ -271,7 +285,7 @@ func (p *parser) multipart(ct string, params map[string]string, body []byte, par
 			m.problem("%s: part %d has no header", ct, i+1)
 			b = raw
 		}
-		kids = append(kids, p.entityNested(h, b, sub))
+		kids = append(kids, p.entity(h, b, partPos{parent: sub, index: i, inAlt: pos.inAlt || sub == "alternative"}))
 	}
 	switch sub {
 	case "alternative":
@@ -330,10 +344,6 @@ func (p *parser) multipart(ct string, params map[string]string, body []byte, par
 		}
 		return c
 	}
-}
-
-func (p *parser) entityNested(h header, b []byte, parent string) content {
-	return p.entity(h, b, parent)
 }
 
 type multiparts struct {
@@ -572,6 +582,12 @@ func firstHeaderBlock(b []byte) []byte {
 
 // attach records an attachment, within the Options limits.
 func (p *parser) attach(h header, data []byte, ct string, params, dparams map[string]string, disp string) {
+	p.attachPart(h, data, ct, params, dparams, disp, false)
+}
+
+// attachPart records a file part; inBody marks media shown in the body
+// where it stands rather than offered as an attachment.
+func (p *parser) attachPart(h header, data []byte, ct string, params, dparams map[string]string, disp string, inBody bool) {
 	if p.depth > 0 {
 		return // attachments of an attached message stay inside it
 	}
@@ -592,7 +608,8 @@ func (p *parser) attach(h header, data []byte, ct string, params, dparams map[st
 		Filename:    name,
 		ContentType: ct,
 		ContentID:   cid,
-		Inline:      disp == "inline" || (disp == "" && cid != ""),
+		Inline:      disp == "inline" || (disp == "" && cid != "") || inBody,
+		InBody:      inBody,
 		Size:        int64(len(data)),
 		SHA256:      hex.EncodeToString(sum[:]),
 	}

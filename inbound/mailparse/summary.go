@@ -21,7 +21,7 @@ type Inspection struct {
 	Text        string                 `json:"text"`
 	Reply       string                 `json:"reply"`
 	Signature   string                 `json:"signature"`
-	Attachments []InspectionAttachment `json:"attachments"`
+	Attachments []InspectionAttachment `json:"attachments"` // as mail readers list them; media shown in the body is not listed
 	Auto        InspectionAuto         `json:"auto"`
 	Commands    []InspectionCommand    `json:"commands"`
 }
@@ -75,6 +75,9 @@ func (m *Message) Summary() Inspection {
 		in.Date = m.Date.Format(time.RFC3339)
 	}
 	for _, a := range m.Attachments {
+		if a.InBody {
+			continue
+		}
 		in.Attachments = append(in.Attachments, InspectionAttachment{Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256})
 	}
 	for _, c := range m.Commands {
