@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
@@ -45,6 +46,8 @@ func normCharset(cs string) string {
 		return "shift_jis"
 	case "x-mac-roman", "mac", "macintosh":
 		return "macintosh"
+	case "utf7", "utf-7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return "utf-7"
 	}
 	return cs
 }
@@ -64,6 +67,9 @@ func charsetText(b []byte, cs string, m *Message) string {
 			m.problem("invalid UTF-8 read byte by byte as windows-1252")
 		}
 		return mixedUTF8(b)
+	}
+	if cs == "utf-7" {
+		return decodeUTF7(b)
 	}
 	if isASCII(b) && !strings.Contains(cs, "utf-16") && !strings.Contains(cs, "utf-32") &&
 		!strings.Contains(cs, "2022") && !strings.Contains(cs, "utf-7") && cs != "hz-gb-2312" {
@@ -143,4 +149,72 @@ func normalizeRaw(raw []byte, m *Message) []byte {
 		out = bytes.ReplaceAll(out, []byte("\r"), []byte("\n"))
 	}
 	return out
+}
+
+// decodeUTF7 decodes UTF-7 (RFC 2152), which golang.org/x/text does not
+// know: "+" starts a run of modified base64 holding UTF-16 code units, the
+// first character outside the base64 alphabet ends it, and a "-" ending it
+// is dropped; "+-" is a plus sign. Broken runs keep their bytes.
+func decodeUTF7(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '+' {
+			if c < 0x80 {
+				sb.WriteByte(c)
+			} else {
+				sb.WriteRune(utf8.RuneError)
+			}
+			continue
+		}
+		j := i + 1
+		if j < len(b) && b[j] == '-' {
+			sb.WriteByte('+')
+			i = j
+			continue
+		}
+		var units []uint16
+		var acc uint32
+		bits := 0
+		for ; j < len(b); j++ {
+			v := base64Value(b[j])
+			if v < 0 {
+				break
+			}
+			acc = acc<<6 | uint32(v)
+			bits += 6
+			if bits >= 16 {
+				bits -= 16
+				units = append(units, uint16(acc>>uint(bits)))
+				acc &= 1<<uint(bits) - 1
+			}
+		}
+		if len(units) == 0 {
+			sb.WriteByte('+') // not a shifted run: keep the plus sign
+			continue
+		}
+		sb.WriteString(string(utf16.Decode(units)))
+		if j < len(b) && b[j] == '-' {
+			j++
+		}
+		i = j - 1
+	}
+	return sb.String()
+}
+
+func base64Value(c byte) int {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return int(c - 'A')
+	case 'a' <= c && c <= 'z':
+		return int(c-'a') + 26
+	case '0' <= c && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
 }

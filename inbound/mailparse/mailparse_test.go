@@ -439,3 +439,29 @@ func TestAttachmentList(t *testing.T) {
 		})
 	}
 }
+
+// TestUTF7 checks RFC 2152 UTF-7, which some old clients used for bodies
+// and encoded words.
+func TestUTF7(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "parts", "utf7.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Parse(raw, Options{})
+	got := []string{m.From.Name, m.Subject, m.Text}
+	want := []string{"Jürgen", "Drucker im Büro", `Der Drucker im Büro druckt nur "Fehler 42". 1+1=2.`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("[from subject text] mismatch (-want +got):\n%s", diff)
+	}
+	for in, want := range map[string]string{
+		"Hi Mom -+Jjo--!":  "Hi Mom -☺-!",
+		"+ZeVnLIqe-":       "日本語",
+		"A+ImIDkQ.":        "A≢Α.",
+		"+2D3cAA-":         "\U0001F400",
+		"plus +- and + so": "plus + and + so",
+	} {
+		if got := decodeUTF7([]byte(in)); got != want {
+			t.Errorf("decodeUTF7(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
