@@ -397,7 +397,8 @@ var dateish = regexp.MustCompile(`\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|
 // wroteVerbs end attribution lines: "On <date>, <name> wrote:" and its
 // translations.
 var wroteVerbs = []string{"wrote", "writes", "escribió", "escribio", "escreveu", "a écrit", "a ecrit",
-	"schrieb", "schreef", "ha scritto", "scrisse", "skrev", "kirjoitti", "napisał", "napisal", "napisała",
+	"schrieb", "schreef", "ha scritto", "scrisse", "skrev", "kirjoitti", "napisał(a)", "napisał", "napisal", "napisała",
+	"pisze", "napsal(a)", "a scris",
 	"написал(а)", "написала", "написал", "пишет", "yazdı", "írta", "napsal", "napísal", "kirjutas",
 	"rakstīja", "rašė", "έγραψε", "写道", "寫道", "wrote on"}
 

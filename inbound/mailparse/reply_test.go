@@ -78,6 +78,16 @@ func TestExtractReply(t *testing.T) {
 			reply: "Grazie.",
 		},
 		{
+			name:  "polish attribution with napisał(a)",
+			text:  "Dziękuję.\n\nDnia 4 mar 2025 o godz. 15:12 Support <support@ticketd.test> napisał(a):\n\nProszę o restart.\n",
+			reply: "Dziękuję.",
+		},
+		{
+			name:  "polish attribution with pisze",
+			text:  "Dziękuję.\n\nW dniu 2025-03-04 o 15:12, Support pisze:\n\nProszę o restart.\n",
+			reply: "Dziękuję.",
+		},
+		{
 			name:  "yandex attribution ending in a colon",
 			text:  "Thanks\n\n04.03.2025, 15:12, \"Support\" <support@ticketd.test>:\n> Hello\n",
 			reply: "Thanks",
