@@ -71,6 +71,14 @@ func charsetText(b []byte, cs string, m *Message) string {
 	if cs == "utf-7" {
 		return decodeUTF7(b)
 	}
+	if (cs == "windows-1252" || cs == "iso-8859-15") && !isASCII(b) && utf8.Valid(b) {
+		// Mailers label UTF-8 as Latin-1 often enough; Latin-1 text that
+		// happens to be valid UTF-8 ("Ã©" pairs throughout) hardly exists.
+		if m != nil {
+			m.problem("%s declared but the text is UTF-8: read as UTF-8", cs)
+		}
+		return string(b)
+	}
 	if isASCII(b) && !strings.Contains(cs, "utf-16") && !strings.Contains(cs, "utf-32") &&
 		!strings.Contains(cs, "2022") && !strings.Contains(cs, "utf-7") && cs != "hz-gb-2312" {
 		return string(b)

@@ -465,3 +465,22 @@ func TestUTF7(t *testing.T) {
 		}
 	}
 }
+
+// TestUTF8LabelledLatin1 checks a body declared ISO-8859-1 whose bytes
+// are UTF-8, as mislabelling mailers send it.
+func TestUTF8LabelledLatin1(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "parts", "utf8-labelled-latin1.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Parse(raw, Options{})
+	got := []string{m.Subject, m.Text}
+	want := []string{"Café printer", "The printer in the café prints “error 42”."}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("[subject text] mismatch (-want +got):\n%s", diff)
+	}
+	// Real Latin-1 still reads as Latin-1.
+	if got := charsetText([]byte("caf\xe9"), "iso-8859-1", nil); got != "café" {
+		t.Errorf("charsetText(latin-1) = %q, want %q", got, "café")
+	}
+}
