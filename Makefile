@@ -5,7 +5,7 @@ PKGS     := ./...
 # Fuzz targets run briefly in `make test`, each for FUZZTIME.
 FUZZTIME ?= 5s
 
-.PHONY: all build dev test vet unit fuzz bench e2e inngest deps clean
+.PHONY: all build dev test vet unit fuzz bench e2e faults inngest deps clean
 
 all: build
 
@@ -48,3 +48,7 @@ clean:
 # Dovecot, smtplib, a capturing relay and the fake LLM (also part of make test).
 e2e: deps inngest
 	$(GO) test -count=1 -v -run 'TestWholeStack' ./e2e/
+
+# Fault tests, each reporting what it saw (also part of make test).
+faults: deps inngest
+	scripts/faults.sh

@@ -22,7 +22,7 @@ import (
 // another on the web; an auto-responder's reply and a bounce arrive and
 // change nothing; every expected mail reaches the relay, threaded.
 func TestWholeStack(t *testing.T) {
-	s := startStack(t)
+	s := startStack(t, stackOptions{})
 
 	s.ticketd(adminPassword+"\n", "user", "add", "--email", "admin@example.com", "--role", "admin", "--name", "Ada Admin", "--password-stdin")
 	s.ticketd("", "user", "add", "--email", "alice@example.com", "--role", "moderator", "--name", "Alice", "--skills", "postgres,database")

@@ -28,6 +28,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/inbound/imappoller/dovecot"
+	"ticketd/migrations"
+	"ticketd/pgcluster"
 	"ticketd/pgtest"
 	"ticketd/workflows/inngesttest"
 	"ticketd/workflows/llmfake"
@@ -191,6 +193,7 @@ type stack struct {
 	llm      *llmfake.Server
 	dove     *dovecot.Server
 	inngest  *inngesttest.Server
+	cluster  *pgcluster.Cluster // with OwnDatabase
 	logPath  string
 
 	mu  sync.Mutex
@@ -206,11 +209,39 @@ const (
 	settleQuietTime = 3 * time.Second
 )
 
-func startStack(t *testing.T) *stack {
+// stackOptions vary the stack for fault tests.
+type stackOptions struct {
+	// OwnDatabase runs a private PostgreSQL cluster that the test may
+	// restart, instead of a database on the shared test cluster.
+	OwnDatabase bool
+	// Env adds or overrides ticketd's environment.
+	Env []string
+}
+
+func startStack(t *testing.T, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	s := &stack{t: t, bin: ticketdBinary(t), httpAddr: freeAddr(t), smtpAddr: freeAddr(t)}
-	s.dbURL = pgtest.URL(t)
+	if opt.OwnDatabase {
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: t.TempDir(), Fast: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Stop() })
+		s.cluster = c
+		s.dbURL = c.URL("postgres")
+		p, err := pgxpool.New(ctx, s.dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = migrations.Up(ctx, p)
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		s.dbURL = pgtest.URL(t)
+	}
 	pool, err := pgxpool.New(ctx, s.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +283,7 @@ func startStack(t *testing.T) *stack {
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 	)
+	s.env = append(s.env, opt.Env...)
 	s.start()
 	t.Cleanup(func() {
 		s.stop(syscall.SIGTERM)

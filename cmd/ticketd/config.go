@@ -44,6 +44,7 @@ type Config struct {
 
 	SMTPRelayURL          string
 	SMTPHeloName          string
+	RelayRetryMax         time.Duration
 	Maildir               string
 	AutoReplyLimitPerHour int
 	ReplyTokenTTL         time.Duration
@@ -230,6 +231,8 @@ var settings = []setting{
 		set: urlOf("smtp", "smtps")(func(c *Config) *string { return &c.SMTPRelayURL })},
 	{name: "SMTP_HELO_NAME", help: "the name ticketd gives the relay in EHLO; default the host name",
 		set: str(func(c *Config) *string { return &c.SMTPHeloName })},
+	{name: "SMTP_RELAY_RETRY_MAX", def: "1h", help: "longest wait between delivery attempts of a mail the relay refused for now (waits double from one minute up to this)",
+		set: duration(func(c *Config) *time.Duration { return &c.RelayRetryMax })},
 	{name: "MAILDIR", help: "Maildir that receives outgoing mail when no relay is set (dev: .ticketd/outbox)",
 		set: str(func(c *Config) *string { return &c.Maildir })},
 	{name: "AUTO_REPLY_LIMIT_PER_HOUR", def: "10", help: "automatic mails to one address per hour at most",

@@ -247,7 +247,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		transport = md
 	}
 	sender := outbound.NewSender(outbound.SenderOptions{Pool: pool, Transport: transport, Metrics: met,
-		Logger: log.With("component", "sender")})
+		RetryMax: cfg.RelayRetryMax, Logger: log.With("component", "sender")})
 	a.loops = append(a.loops, namedLoop{"sender", sender.Run})
 
 	// Intake: the one way in.
