@@ -84,7 +84,10 @@ type Options struct {
 	ServePath string
 
 	// LLMConcurrency is the Inngest concurrency limit on triage steps, which
-	// bounds model calls across replicas; default 4.
+	// bounds model calls across replicas; default 4. Inngest Cloud and
+	// recent servers apply it; the dev server built from inngest v1.12.1
+	// does not read this SDK's format, so triage.Config.Concurrency also
+	// bounds the calls of each process.
 	LLMConcurrency int
 	// Retries is how often Inngest retries a failed step; default 4. The
 	// last attempt of the analysis falls back to the rules engine when the
