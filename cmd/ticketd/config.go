@@ -41,6 +41,8 @@ type Config struct {
 	SMTPAuthPassword    string
 	TrustedAuthServIDs  []string
 	ReopenAfter         time.Duration
+	QuarantineAutoGen   bool
+	QuarantineBulk      bool
 
 	SMTPRelayURL          string
 	SMTPHeloName          string
@@ -227,6 +229,10 @@ var settings = []setting{
 		set: list(func(c *Config) *[]string { return &c.TrustedAuthServIDs })},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
+	{name: "QUARANTINE_AUTO_GENERATED", def: "false", help: "hold auto-generated mail that answers nothing (alerts, forms) in the quarantine instead of opening a ticket",
+		set: boolean(func(c *Config) *bool { return &c.QuarantineAutoGen })},
+	{name: "QUARANTINE_BULK", def: "false", help: "hold bulk and list mail in the quarantine instead of opening a ticket",
+		set: boolean(func(c *Config) *bool { return &c.QuarantineBulk })},
 	{name: "SMTP_RELAY_URL", secret: true, help: "outgoing relay: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; empty writes mail to MAILDIR",
 		set: urlOf("smtp", "smtps")(func(c *Config) *string { return &c.SMTPRelayURL })},
 	{name: "SMTP_HELO_NAME", help: "the name ticketd gives the relay in EHLO; default the host name",
