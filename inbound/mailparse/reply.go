@@ -559,6 +559,25 @@ func quotedNext(lines []string, i int) bool {
 	return i < len(lines) && quoteDepth(lines[i]) > 0
 }
 
+// isMobileSig reports whether l is a signature line of a mobile or web
+// client. Such lines are short and name one of a few words, which is
+// checked first: the full pattern is slow to try on every line.
+func isMobileSig(l string) bool {
+	if len(l) > 200 {
+		return false
+	}
+	low := strings.ToLower(l)
+	for _, w := range mobileSigWords {
+		if strings.Contains(low, w) {
+			return mobileSig.MatchString(l)
+		}
+	}
+	return false
+}
+
+var mobileSigWords = []string{"sent", "sendt", "envoy", "gesendet", "enviad", "inviato", "verzonden", "verstuurd", "skickat",
+	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信"}
+
 // mobileSig matches the signature lines mobile and web clients add, in
 // several languages, with the link some of them append.
 var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
@@ -657,7 +676,7 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 			continue
 		}
 		seen++
-		if mobileSig.MatchString(lines[i]) && hasTextBefore(i) && i < start {
+		if isMobileSig(lines[i]) && hasTextBefore(i) && i < start {
 			start = i
 		}
 	}
@@ -665,7 +684,7 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 	// up with: the first starts the signature when what follows it is
 	// short lines, mostly of the same kind.
 	for i := 0; i < start; i++ {
-		if mobileSig.MatchString(lines[i]) && hasTextBefore(i) && signatureRun(lines[i+1:]) {
+		if isMobileSig(lines[i]) && hasTextBefore(i) && signatureRun(lines[i+1:]) {
 			start = i
 			break
 		}
@@ -734,7 +753,7 @@ func signatureRun(ls []string) bool {
 		if n > 30 || utf8.RuneCountInString(l) > 100 || quoteDepth(l) > 0 {
 			return false
 		}
-		if mobileSig.MatchString(l) || contactLike(l) {
+		if isMobileSig(l) || contactLike(l) {
 			sig++
 		}
 	}
