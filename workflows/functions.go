@@ -209,6 +209,7 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 	input := triage.Input{TicketID: id, Subject: t.Subject, Body: t.Description, Vocabulary: vocab}
 	res, d, err := w.opts.Analyzer.Analyze(ctx, input)
 	if err != nil {
+		w.opts.Metrics.Triage(d.Provider, "error")
 		if _, serr := w.saveDecision(ctx, id, d, nil); serr != nil {
 			return analysis{}, errors.Join(err, serr)
 		}
@@ -228,6 +229,11 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 	if err != nil {
 		return analysis{}, err
 	}
+	outcome := "ok"
+	if d.Err != "" {
+		outcome = "fallback"
+	}
+	w.opts.Metrics.Triage(d.Provider, outcome)
 	log.Info("triage analysed", "engine", res.Engine, "priority", res.Priority, "skills", res.Skills)
 	return analysis{Result: res, DecisionID: did}, nil
 }

@@ -209,6 +209,7 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("relay events: %w", err)
 	}
 	if sent > 0 {
+		w.opts.Metrics.EventsSent(sent)
 		w.log.Debug("relayed events", "count", sent)
 	}
 	return sent, sendErr

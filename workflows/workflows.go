@@ -25,6 +25,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"ticketd/metrics"
 	"ticketd/tickets"
 	"ticketd/workflows/triage"
 )
@@ -51,6 +52,9 @@ type reassigner interface {
 type Options struct {
 	// Pool is ticketd's database; required.
 	Pool *pgxpool.Pool
+	// Metrics records triage outcomes and relayed events; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 	// Notifier queues mails; required.
 	Notifier Notifier
 	// Analyzer triages; nil means the rules engine on Pool.

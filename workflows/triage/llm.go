@@ -10,6 +10,8 @@ import (
 
 	"github.com/tmc/langchaingo/llms"
 
+	"ticketd/metrics"
+
 	"ticketd/tickets"
 )
 
@@ -39,6 +41,8 @@ type LLMOptions struct {
 	// MaxTokens bounds the reply; 0 means 1500.
 	MaxTokens int
 	Logger    *slog.Logger
+	// Metrics records each call's latency and failure; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // LLM triages with a language model. Its output is validated strictly; an
@@ -92,7 +96,9 @@ func (l *LLM) call(ctx context.Context, msgs []llms.MessageContent) (string, err
 	if l.opts.JSONMode {
 		opts = append(opts, llms.WithJSONMode())
 	}
+	start := time.Now()
 	resp, err := l.opts.Model.GenerateContent(ctx, msgs, opts...)
+	l.opts.Metrics.LLMCall(l.opts.Provider, time.Since(start), err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("%w: no answer within %s: %v", ErrUnavailable, l.opts.Timeout, err)

@@ -13,6 +13,8 @@ import (
 	"github.com/tmc/langchaingo/llms/googleai"
 	"github.com/tmc/langchaingo/llms/ollama"
 	"github.com/tmc/langchaingo/llms/openai"
+
+	"ticketd/metrics"
 )
 
 // Config chooses and configures the triage engine, as main reads it from
@@ -42,6 +44,8 @@ type Config struct {
 	// HTTPClient is used for the provider's API; nil means a client without
 	// its own timeout (calls are bounded by Timeout).
 	HTTPClient *http.Client
+	// Metrics records LLM latency and errors; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Providers are the values Config.Provider accepts.
@@ -119,5 +123,5 @@ func New(ctx context.Context, cfg Config, rules *Rules, log *slog.Logger) (Analy
 		return nil, fmt.Errorf("triage: %s client: %w", provider, err)
 	}
 	return NewLLM(LLMOptions{Model: m, Provider: provider, ModelName: model, Timeout: cfg.Timeout,
-		Concurrency: cfg.Concurrency, Fallback: rules, JSONMode: jsonMode, Logger: log})
+		Concurrency: cfg.Concurrency, Fallback: rules, JSONMode: jsonMode, Logger: log, Metrics: cfg.Metrics})
 }
