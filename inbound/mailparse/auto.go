@@ -149,18 +149,21 @@ func classify(p *parser, h header) {
 	// subjects and texts real MTAs write.
 	daemon := daemonSender(m, p.opt.EnvelopeFrom, h)
 	subj := bounceSubject.MatchString(m.Subject)
+	// Gateways that answer from an ordinary address keep the subject and
+	// append the verdict: "Re: Report : non remis (delivery failed)".
+	subjTail := bounceSubjectTail.MatchString(m.Subject)
 	returned := (p.report.original != nil || len(p.report.originalHeader) > 0) && !replySubject.MatchString(m.Subject)
 	// The text is only read when another sign points to a bounce: the
 	// patterns are many and ordinary mail needs none of them.
-	text := (daemon != "" || subj || returned) && bounceText(m)
-	if (daemon != "" && (subj || text)) || (subj && text) || (text && returned) {
+	text := (daemon != "" || subj || subjTail || returned) && bounceText(m)
+	if (daemon != "" && (subj || text)) || ((subj || subjTail) && text) || (text && returned) {
 		reason := "bounce: "
 		switch {
 		case daemon != "" && subj:
 			reason += daemon + " and subject " + fmt.Sprintf("%q", truncate(m.Subject, 60))
 		case daemon != "":
 			reason += daemon + " and a delivery failure text"
-		case subj:
+		case subj || subjTail:
 			reason += fmt.Sprintf("subject %q and a delivery failure text", truncate(m.Subject, 60))
 		default:
 			reason += "a delivery failure text above the returned message"
@@ -307,6 +310,10 @@ var bounceSubject = regexp.MustCompile(`(?i)^\s*(\[[^\]]*\]\s*)?(` +
 	`mail returned|message you sent (was|has been) blocked|delivery (failure|error)|` +
 	`メールエラー|配信エラー|不達|送信エラー|エラー通知|退信|投递失败|邮件.{0,6}(失败|退回)|无法送达|未送達` +
 	`)`)
+
+// bounceSubjectTail matches a delivery verdict appended to a subject
+// after a colon, dash or parenthesis.
+var bounceSubjectTail = regexp.MustCompile(`(?i)(\s:|\s-|\()\s*(delivery (has )?failed|non remis|undeliverable|undelivered|not delivered|unzustellbar|nicht zugestellt|failure notice|returned mail)\s*\)?[.!]?\s*$`)
 
 var delaySubject = regexp.MustCompile(`(?i)^\s*(delayed mail|delivery (status notification \()?delay|warning: (message )?delayed|mail delivery delayed|message delayed|delivery delayed|zustellung verzögert)`)
 

@@ -156,6 +156,8 @@ func TestBounceRecipients(t *testing.T) {
 		{"returned-mail-text.eml", []string{"kim@example.net"}},
 		// Chinese notices.
 		{"chinese-notice.eml", []string{"kim@example.cn", "lee@example.cn"}},
+		// A gateway that keeps the subject and appends its verdict.
+		{"verdict-after-subject.eml", []string{"kim@corp.example.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
