@@ -707,7 +707,7 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 		}
 		block := lines[first:last]
 		if first > 0 && hasTextBefore(first) && len(block) >= 2 && len(block) <= 6 {
-			if senderNamed(block[0], sender) && shortLines(block, 60) || nameLike(block[0]) && sigBlock(block[1:], 6, 60) {
+			if senderNamed(block[0], sender) && shortLines(block, 60) || nameLike(block[0]) && sigBlock(block[1:], 6, 60) || contactCard(block) {
 				start = first
 				// The sign-off above it ("Regards,") belongs to it, when
 				// the block carries contact details.
@@ -739,6 +739,23 @@ func shortLines(ls []string, max int) bool {
 		}
 	}
 	return true
+}
+
+// contactCard reports whether a trailing block is a card of short lines
+// with at least two contact details (address, link, phone), and no line
+// that introduces something (a colon) or asks (a question mark).
+func contactCard(block []string) bool {
+	contacts := 0
+	for _, l := range block {
+		t := strings.TrimSpace(l)
+		if utf8.RuneCountInString(t) > 50 || strings.HasSuffix(t, ":") || strings.HasSuffix(t, "?") {
+			return false
+		}
+		if emailLike.MatchString(t) || urlLike.MatchString(t) || phoneLike.MatchString(t) || contactWord.MatchString(t) {
+			contacts++
+		}
+	}
+	return contacts >= 2
 }
 
 // signatureRun reports whether the lines after a mobile signature line

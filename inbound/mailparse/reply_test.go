@@ -399,6 +399,15 @@ func TestExtractReplyFiles(t *testing.T) {
 			signature: "Regards,\n\nMira Stone\nFacilities @ Example Corp",
 		},
 		{
+			file:      "contact-card.txt",
+			reply:     "The report is attached.",
+			signature: "M. Stone, PhD\nFacilities\nmira@example.com\nwww.example.com",
+		},
+		{
+			file:  "link-list-is-text.txt",
+			reply: "The report is attached.\n\nUseful links:\nhttps://wiki.example.com/printers\nhttps://status.example.com",
+		},
+		{
 			file:  "sign-off-with-name-only.txt",
 			reply: "Hi,\n\nThe badge still does not open door 4.\n\nRegards,\nMira Stone",
 		},
