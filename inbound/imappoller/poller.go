@@ -299,7 +299,7 @@ func (p *Poller) pollLocked(ctx context.Context, lock *pgx.Conn) {
 			sleep(ctx, p.opt.AuthRetry)
 			continue
 		}
-		p.log.Warn("imap: connection failed; reconnecting", "err", err, "retry_in", backoff)
+		p.log.Warn("imap: polling failed; reconnecting", "err", err, "retry_in", backoff)
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, p.opt.MaxBackoff)
 	}

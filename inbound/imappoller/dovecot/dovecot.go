@@ -205,6 +205,7 @@ userdb {
   args = uid=%[3]d gid=%[4]d home=%[1]s/mail/%%u
 }
 service imap-login {
+  chroot =
   inet_listener imap {
     address = 127.0.0.1
     port = %[5]s
@@ -233,7 +234,12 @@ service stats {
 		if err != nil {
 			return fmt.Errorf("dovecot: %w", err)
 		}
-		fmt.Fprintf(&b, "default_login_user = %[1]s\ndefault_internal_user = %[1]s\n", u.Username)
+		g, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+		if err != nil {
+			return fmt.Errorf("dovecot: %w", err)
+		}
+		fmt.Fprintf(&b, "default_login_user = %[1]s\ndefault_internal_user = %[1]s\ndefault_internal_group = %[2]s\n",
+			u.Username, g.Name)
 	}
 	if s.opt.Capability != "" {
 		fmt.Fprintf(&b, "imap_capability = %s\n", s.opt.Capability)
