@@ -1,6 +1,7 @@
 package smtpserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -333,3 +334,7 @@ func (c *rawConn) reply() string {
 	}
 	return line
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
