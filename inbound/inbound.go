@@ -40,6 +40,7 @@ type Source struct {
 	RemoteAddr string // smtp: the client's address
 	MailFrom   string // smtp: the envelope sender (RFC 5321 MAIL FROM), "" for the null sender
 	RcptTo     []string
+	ConnID     string // smtp: the connection's id, as the receiver logs it under "cid"; "" when unknown
 	Mailbox    string // imap: the mailbox's checkpoint key
 	UID        uint32 // imap: the message's UID there
 }
@@ -252,18 +253,27 @@ func (in *Intake) Deliver(ctx context.Context, raw []byte, src Source) (res Resu
 		in.log.Info("delivery conflicted with another, trying again", "err", err, "attempt", attempt)
 	}
 	if err != nil {
-		in.log.Error("delivery failed", "header_message_id", d.headerID, "source", src.Kind, "err", err)
+		in.log.Error("delivery failed", connAttrs(src, "header_message_id", d.headerID, "source", src.Kind, "err", err)...)
 		return Result{}, fmt.Errorf("inbound: deliver %q: %w", d.headerID, err)
 	}
 	in.opt.Metrics.MailAccepted(src.Kind, res.outcome(), time.Since(start))
 	if k := d.m.Auto.Kind; k != mailparse.KindNone && k != "" && !res.Duplicate {
 		in.opt.Metrics.AutomaticMail(string(k))
 	}
-	in.log.Info("mail delivered", "ticket_id", res.TicketID, "message_id", res.MessageID,
+	in.log.Info("mail delivered", connAttrs(src, "ticket_id", res.TicketID, "message_id", res.MessageID,
 		"header_message_id", d.headerID, "rule", res.Rule, "duplicate", res.Duplicate,
 		"quarantined", res.Quarantined, "auto_kind", string(d.m.Auto.Kind), "source", src.Kind,
-		"problems", len(d.m.Problems))
+		"problems", len(d.m.Problems))...)
 	return res, nil
+}
+
+// connAttrs adds the receiver's connection id to log attributes when there
+// is one.
+func connAttrs(src Source, args ...any) []any {
+	if src.ConnID != "" {
+		args = append(args, "cid", src.ConnID)
+	}
+	return args
 }
 
 // outcome names what happened, for metrics: ticket, reply, duplicate or
@@ -311,14 +321,7 @@ type delivery struct {
 
 func (in *Intake) prepare(raw []byte, src Source) *delivery {
 	d := &delivery{raw: raw, sum: sha256.Sum256(raw), src: src, now: in.now()}
-	opt := mailparse.Options{MaxAttachmentBytes: in.opt.MaxAttachmentBytes, MaxAttachments: in.opt.MaxAttachments}
-	if src.Kind == "smtp" {
-		// RFC 5321 4.5.5: bounces come from the null reverse-path.
-		mf := src.MailFrom
-		opt.EnvelopeFrom = &mf
-	}
-	d.m = mailparse.Parse(raw, opt)
-	d.sender = pickSender(d.m, src)
+	d.m, d.sender = parseMail(raw, src, in.opt.MaxAttachmentBytes, in.opt.MaxAttachments)
 	d.headerID = clean(d.m.MessageID)
 	if d.headerID != "" {
 		h := sha256.Sum256([]byte(tickets.NormalizeEmail(d.sender.Address)))
@@ -326,6 +329,19 @@ func (in *Intake) prepare(raw []byte, src Source) *delivery {
 	}
 	d.tokens = in.replyTokens(d)
 	return d
+}
+
+// parseMail reads a mail and picks its sender, the same way for Deliver and
+// for re-processing.
+func parseMail(raw []byte, src Source, maxAttachmentBytes int64, maxAttachments int) (*mailparse.Message, mailparse.Address) {
+	opt := mailparse.Options{MaxAttachmentBytes: maxAttachmentBytes, MaxAttachments: maxAttachments}
+	if src.Kind == "smtp" {
+		// RFC 5321 4.5.5: bounces come from the null reverse-path.
+		mf := src.MailFrom
+		opt.EnvelopeFrom = &mf
+	}
+	m := mailparse.Parse(raw, opt)
+	return m, pickSender(m, src)
 }
 
 // storedID is the Message-ID messages.message_id gets when nobody else used
@@ -417,7 +433,7 @@ func (in *Intake) deliverTx(ctx context.Context, d *delivery) (Result, error) {
 			rec, taken, err := st.IntakeByMessageID(ctx, d.headerID, d.altID, d.sender.Address)
 			if err == nil {
 				res = duplicate(rec)
-				return nil
+				return in.traceDuplicate(ctx, st, d, rec, 0)
 			}
 			if !errors.Is(err, tickets.ErrNotFound) {
 				return err
@@ -438,7 +454,7 @@ func (in *Intake) deliverTx(ctx context.Context, d *delivery) (Result, error) {
 			rec, err := st.IntakeOfRaw(ctx, rawID)
 			if err == nil {
 				res = duplicate(rec)
-				return nil
+				return in.traceDuplicate(ctx, st, d, rec, rawID)
 			}
 			if !errors.Is(err, tickets.ErrNotFound) {
 				return err
@@ -446,9 +462,11 @@ func (in *Intake) deliverTx(ctx context.Context, d *delivery) (Result, error) {
 			// Raw bytes stored without an outcome (imported by hand):
 			// process them now.
 		}
-		p := &process{in: in, d: d, tx: tx, st: st, rawID: rawID, msgID: msgID}
-		res, err = p.run(ctx)
-		return err
+		p := &process{in: in, d: d, tx: tx, st: st, rawID: rawID, msgID: msgID, tr: newTracer(in, d)}
+		if res, err = p.run(ctx); err != nil {
+			return err
+		}
+		return p.record(ctx, res)
 	})
 	if err != nil {
 		return Result{}, err

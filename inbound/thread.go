@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -71,6 +72,8 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 	for i := range d.tokens {
 		if d.tokens[i].authentic() {
 			cands = append(cands, &d.tokens[i])
+		} else {
+			p.note("ignored_reply_address", d.tokens[i].addr+": "+d.tokens[i].err.Error())
 		}
 	}
 	if len(cands) > 1 {
@@ -94,11 +97,18 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 	for _, c := range cands {
 		t, err := st.TicketForUpdate(ctx, c.claims.TicketID)
 		if errors.Is(err, tickets.ErrNotFound) {
+			p.note("ignored_reply_address", fmt.Sprintf("%s: made for ticket #%d, which does not exist", c.addr, c.claims.TicketID))
 			continue
 		}
 		if err != nil {
 			return nil, "", nil, err
 		}
+		made := fmt.Sprintf("made for user #%d on ticket #%d", c.claims.UserID, c.claims.TicketID)
+		if errors.Is(c.err, signing.ErrExpired) {
+			made += ", expired (it still threads; it authorises no commands)"
+		}
+		p.note("reply_address", c.addr)
+		p.note("token", made)
 		return &t, RuleReplyAddress, c, nil
 	}
 
@@ -128,10 +138,12 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 			if matched == clean(d.m.InReplyTo) {
 				rule = RuleInReplyTo
 			}
+			p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(id, 10))
 			return &t, rule, nil, nil
 		case !errors.Is(err, tickets.ErrNotFound):
 			return nil, "", nil, err
 		}
+		p.note("message_ids", fmt.Sprintf("none of the %d Message-IDs of In-Reply-To and References is a mail ticketd received or sent", len(ids)))
 	}
 
 	// (3) A subject tag counts only from someone already on the ticket:
@@ -147,6 +159,7 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 				return nil, "", nil, err
 			}
 			if !ok {
+				p.note("ignored_subject_tag", m[0]+": the sender is not on that ticket")
 				continue
 			}
 			t, err := st.TicketForUpdate(ctx, id)
@@ -156,6 +169,7 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 			if err != nil {
 				return nil, "", nil, err
 			}
+			p.note("subject_tag", m[0])
 			return &t, RuleSubjectTag, nil, nil
 		}
 	}
@@ -200,8 +214,9 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if len(ids) == 0 {
 		return nil, "", nil
 	}
-	id, _, err := p.st.TicketByMessageID(ctx, ids)
+	id, matched, err := p.st.TicketByMessageID(ctx, ids)
 	if errors.Is(err, tickets.ErrNotFound) {
+		p.note("report_message_ids", fmt.Sprintf("none of the %d Message-IDs the report quotes is ticketd's", len(ids)))
 		return nil, "", nil
 	}
 	if err != nil {
@@ -211,5 +226,14 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if err != nil {
 		return nil, "", err
 	}
+	p.note("matched", "<"+matched+">, quoted in the report, a mail of ticket #"+strconv.FormatInt(id, 10))
+	p.threaded(fmt.Sprintf("to ticket #%d by %s", t.ID, ruleText(RuleReport)), RuleReport, t.ID)
 	return &t, RuleReport, nil
+}
+
+// note keeps a fact of threading for the trace.
+func (p *process) note(key, value string) {
+	if p.tr != nil {
+		p.threadNotes = append(p.threadNotes, kv(key, value))
+	}
 }

@@ -57,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = userCommand(ctx, cfg, rest, stdout)
 	case "token":
 		err = tokenCommand(ctx, cfg, rest, stdout)
+	case "trace":
+		err = traceCommand(ctx, cfg, rest, stdout)
+	case "reprocess":
+		err = reprocessCommand(ctx, cfg, log, rest, stdout)
 	default:
 		fmt.Fprintf(stderr, "ticketd: unknown command %q\n\n", cmd)
 		usage(stderr)
@@ -84,6 +88,10 @@ Usage:
   ticketd token create --email E [--name N]   print a new API bearer token for that user
   ticketd token list --email E
   ticketd token revoke --id N
+  ticketd trace <message-id>...         what intake did with a mail and what followed: events, mails, triage
+  ticketd reprocess --since DATE [--until DATE] [--dry-run] [--after-id N]
+                                        read stored mail again with the current parser and correct what
+                                        changed, without new tickets, events or mails
   ticketd help                          this text
 
 Configuration comes from the environment:
