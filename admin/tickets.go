@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"ticketd/inbound"
 	"ticketd/tickets"
 )
 
@@ -187,6 +188,15 @@ type ThreadEntry struct {
 	HasHTML     bool          // the mail has an HTML part
 	HTML        template.HTML // sanitised; set only when the viewer asked for HTML
 	Attachments []AttachmentLink
+	Trace       *TraceView // staff only: what intake did with the mail; nil when it has no trace
+}
+
+// TraceView is what intake did with a message's mail, step by step, and
+// what followed from it: events, the mails queued for them, triage.
+type TraceView struct {
+	Steps    []tickets.TraceStep
+	Dropped  int
+	Followed []inbound.FollowLine
 }
 
 // AuditRow is one entry of the audit trail.
@@ -263,6 +273,12 @@ func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, 
 	for _, a := range atts {
 		byMsg[a.MessageID] = append(byMsg[a.MessageID], AttachmentLink{AttachmentInfo: a, URL: attURL(a.ID)})
 	}
+	var traces map[int64]inbound.TraceReport
+	if staff {
+		if traces, err = inbound.TicketTraceReports(ctx, s.st, t.ID); err != nil {
+			return nil, err
+		}
+	}
 	people := users{st: s.st}
 	var out []ThreadEntry
 	for _, m := range msgs {
@@ -270,6 +286,11 @@ func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, 
 			continue
 		}
 		e := ThreadEntry{Message: m, Attachments: byMsg[m.ID], HasHTML: strings.TrimSpace(m.HTMLBody) != ""}
+		if m.RawMessageID != nil { // a message written on the web has no mail, and no trace
+			if r, ok := traces[*m.RawMessageID]; ok {
+				e.Trace = &TraceView{Steps: r.Trace.Steps, Dropped: r.Trace.DroppedSteps, Followed: r.Followed()}
+			}
+		}
 		e.Author = m.FromName
 		if e.Author == "" {
 			e.Author = m.FromAddress
