@@ -196,8 +196,9 @@ type stack struct {
 	cluster  *pgcluster.Cluster // with OwnDatabase
 	logPath  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
 }
 
 const (
@@ -313,10 +314,15 @@ func (s *stack) start() {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
+	exited := make(chan struct{})
 	s.mu.Lock()
-	s.cmd = cmd
+	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	go func() { cmd.Wait(); logf.Close() }()
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
 	s.eventually("ticketd ready", 60*time.Second, func() error {
 		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
 		if err != nil {
@@ -333,20 +339,19 @@ func (s *stack) start() {
 // stop signals ticketd and waits for it to exit.
 func (s *stack) stop(sig syscall.Signal) {
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
 	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+	if cmd == nil {
 		return
 	}
 	cmd.Process.Signal(sig)
-	for i := 0; i < 300; i++ {
-		if cmd.ProcessState != nil || syscall.Kill(cmd.Process.Pid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
 	}
-	cmd.Process.Kill()
 }
 
 // ticketd runs a ticketd subcommand against the stack's database.
