@@ -438,7 +438,7 @@ func TestTraceCommandOutput(t *testing.T) {
 	if err := inbound.PrintTrace(ctx, e.st, &out, ack[0].MessageID); err != nil {
 		t.Fatal(err)
 	}
-	if err := inbound.PrintTrace(ctx, e.st, &out, "<nobody-sent-this@example.com>"); !errors.Is(err, inbound.ErrNoTrace) || !errors.Is(err, tickets.ErrNotFound) {
+	if err := inbound.PrintTrace(ctx, e.st, &out, "<nobody-sent-this@example.com>"); !errors.Is(err, inbound.ErrNoTrace) {
 		t.Errorf("unknown Message-ID: %v", err)
 	}
 

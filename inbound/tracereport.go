@@ -15,7 +15,7 @@ import (
 
 // ErrNoTrace means ticketd neither received nor sent a mail with that
 // Message-ID.
-var ErrNoTrace = fmt.Errorf("inbound: no mail with that Message-ID: %w", tickets.ErrNotFound)
+var ErrNoTrace = errors.New("inbound: ticketd neither received nor sent a mail with that Message-ID")
 
 // TraceReport is a mail's trace and what followed from it: the events it
 // caused with the mails the workflows queued for each and how their
@@ -367,7 +367,7 @@ func PrintTrace(ctx context.Context, st *tickets.Store, w io.Writer, messageID s
 	id := strings.Trim(strings.TrimSpace(messageID), "<>")
 	m, err := st.MailStatusByMessageID(ctx, id)
 	if errors.Is(err, tickets.ErrNotFound) {
-		return fmt.Errorf("%w: <%s>", ErrNoTrace, id)
+		return fmt.Errorf("<%s>: %w", id, ErrNoTrace)
 	}
 	if err != nil {
 		return err
