@@ -281,8 +281,8 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 			MaxSessions:     cfg.SMTPMaxSessions,
 			Logger:          log.With("component", "smtp"),
 			Deliver: func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
-				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "smtp", RemoteAddr: env.RemoteAddr,
-					MailFrom: env.MailFrom, RcptTo: env.RcptTo})
+				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "smtp", ConnID: env.CID,
+					RemoteAddr: env.RemoteAddr, MailFrom: env.MailFrom, RcptTo: env.RcptTo})
 				return err
 			},
 		}
