@@ -380,3 +380,35 @@ func TestBadLoginRetriesSlowly(t *testing.T) {
 		})
 	}
 }
+
+// TestLockConnectionLost: when PostgreSQL ends the session holding the
+// mailbox lock, the poller stops, takes the lock again and goes on, and no
+// mail is delivered twice.
+func TestLockConnectionLost(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	srv := startMemServer(t)
+	acct := srv.account()
+	st := newStore(pool)
+	logs := newLogs(t)
+	runPoller(t, imappoller.Options{URL: acct.url("INBOX"), Pool: pool, Deliver: st.Deliver,
+		MinBackoff: 10 * time.Millisecond, Logger: logs.logger()})
+	acct.appendMails(t, "INBOX", ids("l", 0, 3)...)
+	waitFor(t, "3 deliveries", func() bool { return len(st.delivered()) == 3 })
+
+	var n int
+	err := pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("end the session holding the lock: %d sessions, %v", n, err)
+	}
+	waitFor(t, "the loss noticed", func() bool { return logs.count("lost the connection holding the mailbox lock") == 1 })
+	waitFor(t, "the lock taken again", func() bool { return logs.count("polling mailbox") == 2 })
+	acct.appendMails(t, "INBOX", ids("m", 0, 2)...)
+	waitFor(t, "5 deliveries", func() bool { return len(st.delivered()) == 5 })
+	for id, n := range st.delivered() {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}

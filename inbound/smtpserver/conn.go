@@ -117,6 +117,14 @@ func (c *conn) interrupt() {
 	}
 }
 
+// endAfterReply ends the session at its next read, once the current reply
+// is written.
+func (c *conn) endAfterReply() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+}
+
 func (c *conn) setInData(v bool) {
 	c.mu.Lock()
 	c.inData = v

@@ -656,3 +656,48 @@ func TestLargeUndeclaredMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestReadTimeout: a client that goes quiet, between commands or in the
+// middle of DATA, is told 421 and its half mail is not stored.
+func TestReadTimeout(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	rs := &rawStore{pool: pool}
+	_, addr := start(t, smtpserver.Options{Deliver: rs.Deliver, ReadTimeout: 200 * time.Millisecond})
+	tests := []struct {
+		name  string
+		steps []string
+	}{
+		{"idle after greeting", nil},
+		{"stalled in DATA", []string{"EHLO client.test", "MAIL FROM:<ann@client.test>", "RCPT TO:<support@example.test>", "DATA"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.reply()
+			for _, s := range tt.steps {
+				c.cmd(s)
+			}
+			if len(tt.steps) > 0 {
+				c.write("Subject: half\r\n\r\nmarker stalled, and then nothing")
+			}
+			var replies []string
+			for {
+				line, err := c.br.readReply()
+				if err != nil {
+					break
+				}
+				replies = append(replies, line)
+			}
+			if len(replies) == 0 || !strings.HasPrefix(replies[len(replies)-1], "421") {
+				t.Errorf("quiet client got %q, want a 421 before the server closes", replies)
+			}
+			if len(tt.steps) > 0 && (len(replies) != 2 || !strings.HasPrefix(replies[0], "451")) {
+				t.Errorf("stalled DATA got %q, want 451 (not stored), then 421", replies)
+			}
+		})
+	}
+	if n := countWith(t, pool, "marker stalled"); n != 0 {
+		t.Errorf("half a mail stored %d times", n)
+	}
+}

@@ -113,7 +113,10 @@ func (ss *session) Data(r io.Reader) error {
 		case errors.As(err, &se):
 			return se
 		}
+		// The client went quiet or away in the middle of the message:
+		// the session ends after this answer, with 421 (RFC 5321 3.8).
 		ss.log.Info("smtp message not received", "mail_from", ss.env.MailFrom, "err", err)
+		ss.c.endAfterReply()
 		return errNotStored
 	}
 	// RFC 5321 4.4 asks a receiver to prepend trace headers. The bytes are
