@@ -21,6 +21,22 @@ type result struct {
 	firstErr string
 }
 
+// merge adds another run of the same row.
+func (r *result) merge(o result) {
+	r.n += o.n
+	r.elapsed += o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	r.errs += o.errs
+	if r.firstErr == "" {
+		r.firstErr = o.firstErr
+	}
+}
+
+func (r *result) sorted() result {
+	sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+	return *r
+}
+
 func (r result) rate() float64 {
 	if r.elapsed <= 0 {
 		return 0
