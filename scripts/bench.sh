@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of ticketd in one run, each against a baseline
+# measured in the same run on the same machine, then one summary table.
+#   intake    SMTP (1, 8, 32 clients; 1 KB and 100 KB) vs a bare go-smtp
+#             server storing each mail with one INSERT; IMAP from Dovecot vs
+#             SMTP for the same mails; memory with 25 MB mails
+#   triage    tickets through the Inngest dev server (rules engine, fake LLM)
+#             vs the engines called directly
+#   delivery  the outbox sender into a local SMTP sink vs a bare SMTP client
+# Raw reports go to $BENCH_OUT (default artifacts/bench); the summary is
+# printed last. Figures are ratios because the machine is shared and noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${BENCH_OUT:-artifacts/bench}
+mkdir -p "$out"
+
+echo "== intake (scripts/bench-intake.sh)" >&2
+scripts/bench-intake.sh ${BENCH_INTAKE_ARGS:-} | tee "$out/intake.txt"
+echo "== triage (go test -bench Triage ./workflows)" >&2
+go test ./workflows -run '^$' -bench Triage -benchtime 200x -timeout 30m | tee "$out/triage.txt"
+echo "== delivery (go test -bench SenderDelivery ./outbound)" >&2
+go test ./outbound -run '^$' -bench SenderDelivery -benchtime 3000x -timeout 30m | tee "$out/delivery.txt"
+
+# metric FILE BENCH-NAME-REGEX UNIT: the value reported before UNIT.
+metric() {
+	awk -v re="$2" -v unit="$3" '$1 ~ re { for (i = 2; i <= NF; i++) if ($i == unit) { print $(i-1); exit } }' "$1"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+{
+	echo
+	echo "ticketd benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(go env GOVERSION); baselines measured in the same run"
+	printf '%-40s | %-22s | %-40s | %s\n' "what" "ticketd" "baseline (same run)" "ratio"
+	printf '%s\n' "-----------------------------------------+------------------------+------------------------------------------+------"
+	# Intake rows: clients size | ticketd rate p50 p99 | receiver ... | baseline rate p50 p99 | ...
+	awk -F'|' '/^[0-9]+ +(1KB|100KB|1 KB|100 KB)/ {
+		split($1, a, " "); split($2, t, " "); split($4, b, " ")
+		printf "%-40s | %-22s | %-40s | %.2f\n", "SMTP intake " a[2] ", " a[1] " client(s)", t[1] " mails/s p99 " t[3], b[1] " mails/s (go-smtp + one INSERT)", t[1] / b[1]
+	}' "$out/intake.txt"
+	imap=$(awk '/^IMAP +[0-9]+ mails in/ { for (i = 1; i <= NF; i++) if ($i == "mails/s") print $(i-1) }' "$out/intake.txt" | head -1)
+	smtp1=$(awk '/^SMTP +the same mails over 1 connection/ { for (i = 1; i <= NF; i++) if ($i ~ /^mails\/s/) { print $(i-1); exit } }' "$out/intake.txt")
+	printf '%-40s | %-22s | %-40s | %s\n' "IMAP intake from Dovecot" "${imap:--} mails/s" "${smtp1:--} mails/s (same mails by SMTP, 1 conn)" "$(ratio "$imap" "$smtp1")"
+	for engine in rules llm; do
+		via=$(metric "$out/triage.txt" "devserver-$engine-[0-9]+\$" tickets/min)
+		p99=$(metric "$out/triage.txt" "devserver-$engine-[0-9]+\$" p99-ms)
+		direct=$(metric "$out/triage.txt" "$engine-direct" tickets/min)
+		printf '%-40s | %-22s | %-40s | %s\n' "triage via Inngest dev server ($engine)" "${via:--}/min p99 ${p99:--}ms" "${direct:--}/min (engine called directly)" "$(ratio "$via" "$direct")"
+	done
+	bare=$(metric "$out/delivery.txt" "baseline/bare-client" mails/s)
+	for w in $(awk '$1 ~ /SenderDelivery\/.*worker/ { sub(/-[0-9]+$/, "", $1); print $1 }' "$out/delivery.txt"); do
+		rate=$(metric "$out/delivery.txt" "^$w" mails/s)
+		printf '%-40s | %-22s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
+	done
+	grep -E '^peak RSS|^goal|^memory|25 MB' "$out/intake.txt" || true
+} | tee "$out/summary.txt"
