@@ -39,6 +39,7 @@ type Config struct {
 	SMTPTLSKey          string
 	SMTPAuthUsername    string
 	SMTPAuthPassword    string
+	SMTPAuthRequired    bool
 	TrustedAuthServIDs  []string
 	ReopenAfter         time.Duration
 	QuarantineAutoGen   bool
@@ -54,6 +55,7 @@ type Config struct {
 	IMAPURLs         []string
 	IMAPMoveTo       string
 	IMAPPollInterval time.Duration
+	IMAPCAFile       string
 
 	LLMProvider    string
 	LLMModel       string
@@ -225,6 +227,8 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.SMTPAuthUsername })},
 	{name: "SMTP_AUTH_PASSWORD", secret: true, help: "password for SMTP_AUTH_USERNAME",
 		set: str(func(c *Config) *string { return &c.SMTPAuthPassword })},
+	{name: "SMTP_AUTH_REQUIRED", def: "false", help: "refuse mail from clients that did not authenticate (a submission port for trusted hosts)",
+		set: boolean(func(c *Config) *bool { return &c.SMTPAuthRequired })},
 	{name: "TRUSTED_AUTHSERV_IDS", help: "authserv-ids whose Authentication-Results headers are trusted (DMARC/DKIM failures refuse mailed commands)",
 		set: list(func(c *Config) *[]string { return &c.TrustedAuthServIDs })},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
@@ -251,6 +255,8 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.IMAPMoveTo })},
 	{name: "IMAP_POLL_INTERVAL", def: "1m", help: "how often to poll a server that lacks IDLE",
 		set: duration(func(c *Config) *time.Duration { return &c.IMAPPollInterval })},
+	{name: "IMAP_CA_FILE", help: "PEM file of the CA that signed the IMAP servers' certificates, when it is a private one",
+		set: str(func(c *Config) *string { return &c.IMAPCAFile })},
 	{name: "LLM_PROVIDER", def: "rules", help: "triage engine: openai, gemini, anthropic, ollama or rules (offline)",
 		set: func(c *Config, v string) error {
 			v = strings.ToLower(v)
@@ -348,6 +354,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.InngestServeHost == "" {
 		c.InngestServeHost = c.BaseURL
+	}
+	if c.SMTPAuthRequired && c.SMTPAuthUsername == "" {
+		errs = append(errs, errors.New("SMTP_AUTH_REQUIRED: needs SMTP_AUTH_USERNAME and SMTP_AUTH_PASSWORD"))
 	}
 	if (c.SMTPTLSCert == "") != (c.SMTPTLSKey == "") {
 		errs = append(errs, errors.New("SMTP_TLS_CERT and SMTP_TLS_KEY: set both or neither"))

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -294,7 +296,8 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 			opt.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 		if cfg.SMTPAuthUsername != "" {
-			opt.Auth = &smtpserver.Auth{Username: cfg.SMTPAuthUsername, Password: cfg.SMTPAuthPassword}
+			opt.Auth = &smtpserver.Auth{Username: cfg.SMTPAuthUsername, Password: cfg.SMTPAuthPassword,
+				Required: cfg.SMTPAuthRequired}
 		}
 		srv, err := smtpserver.New(opt)
 		if err != nil {
@@ -308,12 +311,25 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 			shutdown: srv.Shutdown})
 	}
 
+	var imapTLS *tls.Config
+	if cfg.IMAPCAFile != "" {
+		pem, err := os.ReadFile(cfg.IMAPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("IMAP_CA_FILE: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("IMAP_CA_FILE: no PEM certificate in %s", cfg.IMAPCAFile)
+		}
+		imapTLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	for _, u := range cfg.IMAPURLs {
 		p, err := imappoller.New(imappoller.Options{
 			URL:          u,
 			Pool:         pool,
 			MoveTo:       cfg.IMAPMoveTo,
 			PollInterval: cfg.IMAPPollInterval,
+			TLSConfig:    imapTLS,
 			IsPermanent:  isRejected,
 			Logger:       log.With("component", "imap"),
 			Deliver: func(ctx context.Context, raw []byte, m imappoller.Mail) error {
