@@ -330,6 +330,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 			MoveTo:       cfg.IMAPMoveTo,
 			PollInterval: cfg.IMAPPollInterval,
 			TLSConfig:    imapTLS,
+			Metrics:      met,
 			IsPermanent:  isRejected,
 			Logger:       log.With("component", "imap"),
 			Deliver: func(ctx context.Context, raw []byte, m imappoller.Mail) error {

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"ticketd/metrics"
 	"ticketd/tickets"
 )
 
@@ -94,6 +95,9 @@ type Options struct {
 	// TLSConfig is used for imaps and STARTTLS, e.g. with RootCAs for a
 	// private CA; nil verifies against the system roots.
 	TLSConfig *tls.Config
+	// Metrics records how many messages wait in the mailbox; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 	// Logger receives the poller's logs; default slog.Default().
 	Logger *slog.Logger
 }

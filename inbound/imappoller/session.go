@@ -166,6 +166,7 @@ func (p *Poller) drain(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 		if err != nil {
 			return total, err
 		}
+		p.opt.Metrics.IMAPLag(p.key, len(uids))
 		if len(uids) == 0 {
 			return total, nil
 		}
@@ -174,6 +175,7 @@ func (p *Poller) drain(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 			uids = uids[len(batch):]
 			n, err := p.batch(ctx, c, cp, batch)
 			total += n
+			p.opt.Metrics.IMAPLag(p.key, len(uids)+len(batch)-n)
 			if err != nil {
 				return total, err
 			}
