@@ -123,10 +123,11 @@ func TestDovecotEachMailOnce(t *testing.T) {
 	acct.appendMails(t, "Support", ids("e", 0, 5)...)
 	waitFor(t, "15 deliveries", func() bool { return len(st.delivered()) == 15 })
 	cs := tickets.NewStore(pool)
-	before, err := cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before tickets.IMAPCheckpoint
+	waitFor(t, "the checkpoint at UID 15", func() bool {
+		before, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
+		return err == nil && before.LastUID == 15
+	})
 
 	acct.run(t, func(c *imapclient.Client) error {
 		if err := c.Delete("Support").Wait(); err != nil {
@@ -136,10 +137,12 @@ func TestDovecotEachMailOnce(t *testing.T) {
 	})
 	acct.appendMails(t, "Support", ids("f", 0, 4)...)
 	waitFor(t, "19 deliveries", func() bool { return len(st.delivered()) == 19 })
-	after, err := cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The checkpoint advances just after the mails are marked done.
+	var after tickets.IMAPCheckpoint
+	waitFor(t, "the checkpoint at UID 4", func() bool {
+		after, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
+		return err == nil && after.LastUID == 4
+	})
 	if after.UIDValidity == before.UIDValidity || after.LastUID != 4 || before.LastUID != 15 {
 		t.Errorf("checkpoint before the mailbox was recreated %+v, after %+v; want 15, then a new uidvalidity and 4",
 			before, after)

@@ -153,10 +153,11 @@ func TestUIDValidityChange(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "5 deliveries", func() bool { return len(st.delivered()) == 5 })
 	cs := tickets.NewStore(pool)
-	before, err := cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before tickets.IMAPCheckpoint
+	waitFor(t, "the checkpoint at UID 5", func() bool {
+		before, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
+		return err == nil && before.LastUID == 5
+	})
 
 	// Recreate the mailbox with three new mails: UIDs 1 to 3, below the
 	// checkpoint's 5, under a new UIDVALIDITY.
@@ -169,10 +170,12 @@ func TestUIDValidityChange(t *testing.T) {
 	srv.restart() // the in-memory server does not end sessions on a deleted mailbox
 	acct.appendMails(t, "Support", ids("new", 0, 3)...)
 	waitFor(t, "8 deliveries", func() bool { return len(st.delivered()) == 8 })
-	after, err := cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The checkpoint advances just after the mails are marked done.
+	var after tickets.IMAPCheckpoint
+	waitFor(t, "the checkpoint at UID 3", func() bool {
+		after, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
+		return err == nil && after.LastUID == 3
+	})
 	if after.UIDValidity == before.UIDValidity || after.LastUID != 3 {
 		t.Errorf("checkpoint after the change = %+v, before %+v; want a new uidvalidity and last_uid 3", after, before)
 	}
