@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,8 +41,8 @@ func TestDevStack(t *testing.T) {
 	)
 	dbURL := "postgres://postgres@/ticketd?host=" + filepath.Join(dataDir, "pg", "run")
 
-	run := func() (out *bytes.Buffer, stop func() error) {
-		out = &bytes.Buffer{}
+	run := func() (out *lockedBuffer, stop func() error) {
+		out = &lockedBuffer{}
 		cmd := exec.Command(bin, "dev")
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = out, out
@@ -134,4 +135,22 @@ func processesMentioning(dir string) []string {
 		}
 	}
 	return out
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
