@@ -104,14 +104,23 @@ func (s *Store) IntakeOfRaw(ctx context.Context, rawID int64) (IntakeRecord, err
 // when there is none, and reports whether an inbound message of any sender
 // holds id.
 func (s *Store) IntakeByMessageID(ctx context.Context, id, altID, from string) (rec IntakeRecord, taken bool, err error) {
+	// One equality lookup per id and table: a generic plan made while
+	// the tables were small (pgx prepares every statement) would rather
+	// walk all inbound messages for "message_id IN ($1, $2)".
 	rows, err := s.db.Query(ctx, `
 		SELECT src, ticket_id, row_id, thread_rule, message_id, same FROM (
 			SELECT 0 AS src, ticket_id, id AS row_id, thread_rule, message_id,
 				lower(from_address) = lower($3) AS same
-			FROM messages WHERE direction = 'inbound' AND message_id IN ($1, $2)
+			FROM messages WHERE direction = 'inbound' AND message_id = $1
+			UNION ALL
+			SELECT 0, ticket_id, id, thread_rule, message_id, lower(from_address) = lower($3)
+			FROM messages WHERE direction = 'inbound' AND message_id = $2
 			UNION ALL
 			SELECT 1, 0, id, '', message_id, lower(from_address) = lower($3)
-			FROM quarantine WHERE message_id IN ($1, $2)
+			FROM quarantine WHERE message_id = $1
+			UNION ALL
+			SELECT 1, 0, id, '', message_id, lower(from_address) = lower($3)
+			FROM quarantine WHERE message_id = $2
 		) r ORDER BY same DESC, src, row_id LIMIT 20`, id, altID, from)
 	if err != nil {
 		return IntakeRecord{}, false, fmt.Errorf("select mails by message id: %w", err)
