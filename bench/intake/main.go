@@ -13,6 +13,7 @@
 // process. PostgreSQL is a private cluster, durable unless -fast.
 //
 // Usage: go run ./bench/intake [-duration 5s] [-fast] [-imap-mails 2000]
+// [-only smtp -clients 8 -sizes 1] [-pgstat] [-profile DIR]
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +51,9 @@ var (
 	profileDir = flag.String("profile", "", "write each server process's CPU profile into this directory")
 	only       = flag.String("only", "", "run only this part: smtp, memory or imap")
 	poolConns  = flag.Int("pool-max-conns", 0, "the servers' PostgreSQL pool size (pool_max_conns); 0 is pgx's default, max(4, CPUs)")
+	clientsArg = flag.String("clients", "1,8,32", "the SMTP rows' numbers of concurrent clients, comma-separated")
+	sizesArg   = flag.String("sizes", "1,100", "the SMTP rows' mail sizes in KB, comma-separated")
+	pgStat     = flag.Bool("pgstat", false, "load pg_stat_statements and report ticketd's statements and its backends' wait events after the SMTP rows")
 )
 
 func main() {
@@ -83,16 +88,22 @@ func run() error {
 		return err
 	}
 	defer pgLog.Close()
-	b.cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: *fast, Log: pgLog})
+	pgOpt := pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: *fast, Log: pgLog}
+	b.cluster, err = pgcluster.Start(ctx, pgOpt)
 	if err != nil {
 		return err
 	}
-	defer b.cluster.Stop()
+	defer func() { b.cluster.Stop() }()
 	b.admin, err = pgxpool.New(ctx, b.cluster.URL("postgres"))
 	if err != nil {
 		return err
 	}
-	defer b.admin.Close()
+	defer func() { b.admin.Close() }()
+	if *pgStat {
+		if err := b.enableStatements(ctx, pgOpt); err != nil {
+			return err
+		}
+	}
 
 	durability := "durable (fsync on)"
 	if *fast {
@@ -185,10 +196,27 @@ func (b *bench) smtpRows(ctx context.Context) error {
 	for _, srv := range []*server{tk, rc, bl} {
 		loadCount(srv.addr, 4, 1<<10, 50, "warm-"+srv.kind)
 	}
+	b.resetStatements(ctx)
+	var waits waitSampler
+	if *pgStat {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go waits.run(sctx, b, "bench_ticketd")
+	}
+	tkMails := 0
 	ratios := map[string]float64{}
 	var cpuRows []string
-	for _, size := range []int{1 << 10, 100 << 10} {
-		for _, clients := range []int{1, 8, 32} {
+	sizes, err := intList(*sizesArg)
+	if err != nil {
+		return fmt.Errorf("-sizes: %w", err)
+	}
+	clientCounts, err := intList(*clientsArg)
+	if err != nil {
+		return fmt.Errorf("-clients: %w", err)
+	}
+	for _, kb := range sizes {
+		size := kb << 10
+		for _, clients := range clientCounts {
 			label := fmt.Sprintf("%dKB", size>>10)
 			// Each row runs in slices, the servers taking turns in a
 			// rotating order, so that the machine's other load (and
@@ -203,8 +231,13 @@ func (b *bench) smtpRows(ctx context.Context) error {
 				for i := range servers {
 					srv := servers[(i+slice)%len(servers)]
 					s0, p0 := cpuOf(srv.cmd.Process.Pid), b.postgresCPU()
+					waits.set(srv == tk)
 					r := load(srv.addr, clients, size, *duration/time.Duration(*slices),
 						fmt.Sprintf("%s%d-%d-%d", srv.kind, clients, size, slice))
+					waits.set(false)
+					if srv == tk {
+						tkMails += r.n
+					}
 					c := cpu[srv]
 					c[0] += cpuOf(srv.cmd.Process.Pid) - s0
 					c[1] += b.postgresCPU() - p0
@@ -235,12 +268,22 @@ func (b *bench) smtpRows(ctx context.Context) error {
 	}
 	fmt.Fprintf(b.out, "peak RSS over these rows: ticketd %s, receiver %s, baseline %s\n",
 		mb(tk.peakRSS()), mb(rc.peakRSS()), mb(bl.peakRSS()))
-	for _, label := range []string{"1KB", "100KB"} {
+	for _, kb := range sizes {
+		label := fmt.Sprintf("%dKB", kb)
+		if _, ok := ratios[label]; !ok {
+			continue
+		}
 		verdict := "met"
 		if ratios[label] < 0.5 {
 			verdict = "NOT met"
 		}
 		fmt.Fprintf(b.out, "goal ticketd >= 0.5 x baseline at 8 clients, %s mail: %.3f, %s\n", label, ratios[label], verdict)
+	}
+	if *pgStat {
+		if err := b.reportStatements(ctx, "bench_ticketd", tkMails); err != nil {
+			return err
+		}
+		waits.report(b)
 	}
 	fmt.Fprintln(b.out)
 	return nil
@@ -288,6 +331,18 @@ func (b *bench) memoryRow(ctx context.Context) error {
 	}
 	fmt.Fprintln(b.out)
 	return nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func ms1(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
