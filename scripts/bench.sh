@@ -9,6 +9,8 @@
 #   delivery  the outbox sender into a local SMTP sink vs a bare SMTP client
 # Raw reports go to $BENCH_OUT (default artifacts/bench); the summary is
 # printed last. Figures are ratios because the machine is shared and noisy.
+# BENCH_INTAKE_ARGS (e.g. "-duration 10s"), BENCH_TRIAGE_N and
+# BENCH_DELIVERY_N size the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-artifacts/bench}
@@ -17,9 +19,9 @@ mkdir -p "$out"
 echo "== intake (scripts/bench-intake.sh)" >&2
 scripts/bench-intake.sh ${BENCH_INTAKE_ARGS:-} | tee "$out/intake.txt"
 echo "== triage (go test -bench Triage ./workflows)" >&2
-go test ./workflows -run '^$' -bench Triage -benchtime 200x -timeout 30m | tee "$out/triage.txt"
+go test ./workflows -run '^$' -bench Triage -benchtime ${BENCH_TRIAGE_N:-200}x -timeout 30m | tee "$out/triage.txt"
 echo "== delivery (go test -bench SenderDelivery ./outbound)" >&2
-go test ./outbound -run '^$' -bench SenderDelivery -benchtime 3000x -timeout 30m | tee "$out/delivery.txt"
+go test ./outbound -run '^$' -bench SenderDelivery -benchtime ${BENCH_DELIVERY_N:-3000}x -timeout 30m | tee "$out/delivery.txt"
 
 # metric FILE BENCH-NAME-REGEX UNIT: the value reported before UNIT.
 metric() {
@@ -30,26 +32,26 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 {
 	echo
 	echo "ticketd benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(go env GOVERSION); baselines measured in the same run"
-	printf '%-40s | %-22s | %-40s | %s\n' "what" "ticketd" "baseline (same run)" "ratio"
-	printf '%s\n' "-----------------------------------------+------------------------+------------------------------------------+------"
+	printf '%-40s | %-26s | %-40s | %s\n' "what" "ticketd" "baseline (same run)" "ratio"
+	printf '%s\n' "-----------------------------------------+----------------------------+------------------------------------------+------"
 	# Intake rows: clients size | ticketd rate p50 p99 | receiver ... | baseline rate p50 p99 | ...
-	awk -F'|' '/^[0-9]+ +(1KB|100KB|1 KB|100 KB)/ {
+	awk -F'|' 'NF >= 5 && /^[0-9]+ +[0-9]+KB/ {
 		split($1, a, " "); split($2, t, " "); split($4, b, " ")
-		printf "%-40s | %-22s | %-40s | %.2f\n", "SMTP intake " a[2] ", " a[1] " client(s)", t[1] " mails/s p99 " t[3], b[1] " mails/s (go-smtp + one INSERT)", t[1] / b[1]
+		printf "%-40s | %-26s | %-40s | %.2f\n", "SMTP intake " a[2] ", " a[1] " client(s)", t[1] " mails/s p99 " t[3], b[1] " mails/s (go-smtp + one INSERT)", t[1] / b[1]
 	}' "$out/intake.txt"
 	imap=$(awk '/^IMAP +[0-9]+ mails in/ { for (i = 1; i <= NF; i++) if ($i == "mails/s") print $(i-1) }' "$out/intake.txt" | head -1)
 	smtp1=$(awk '/^SMTP +the same mails over 1 connection/ { for (i = 1; i <= NF; i++) if ($i ~ /^mails\/s/) { print $(i-1); exit } }' "$out/intake.txt")
-	printf '%-40s | %-22s | %-40s | %s\n' "IMAP intake from Dovecot" "${imap:--} mails/s" "${smtp1:--} mails/s (same mails by SMTP, 1 conn)" "$(ratio "$imap" "$smtp1")"
+	printf '%-40s | %-26s | %-40s | %s\n' "IMAP intake from Dovecot" "${imap:--} mails/s" "${smtp1:--} mails/s (same mails by SMTP, 1 conn)" "$(ratio "$imap" "$smtp1")"
 	for engine in rules llm; do
 		via=$(metric "$out/triage.txt" "devserver-$engine-[0-9]+\$" tickets/min)
 		p99=$(metric "$out/triage.txt" "devserver-$engine-[0-9]+\$" p99-ms)
 		direct=$(metric "$out/triage.txt" "$engine-direct" tickets/min)
-		printf '%-40s | %-22s | %-40s | %s\n' "triage via Inngest dev server ($engine)" "${via:--}/min p99 ${p99:--}ms" "${direct:--}/min (engine called directly)" "$(ratio "$via" "$direct")"
+		printf '%-40s | %-26s | %-40s | %s\n' "triage via Inngest dev server ($engine)" "${via:--}/min p99 ${p99:--}ms" "${direct:--}/min (engine called directly)" "$(ratio "$via" "$direct")"
 	done
 	bare=$(metric "$out/delivery.txt" "baseline/bare-client" mails/s)
 	for w in $(awk '$1 ~ /SenderDelivery\/.*worker/ { sub(/-[0-9]+$/, "", $1); print $1 }' "$out/delivery.txt"); do
 		rate=$(metric "$out/delivery.txt" "^$w" mails/s)
-		printf '%-40s | %-22s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
+		printf '%-40s | %-26s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
 	done
 	grep -E '^peak RSS|^goal|^memory|25 MB' "$out/intake.txt" || true
 } | tee "$out/summary.txt"
