@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -411,67 +410,109 @@ func addresses(list []mailparse.Address) []string {
 	return out
 }
 
-// deliverTx runs one delivery attempt in one transaction.
+// deliverTx runs one delivery attempt in one transaction. The usual mail, a
+// new ticket from a known sender, takes two round trips to PostgreSQL: one
+// that begins the transaction, takes the mail's intake lock, looks for an
+// earlier delivery and stores the raw bytes (tickets.BeginIntake), and one
+// that writes the ticket, its message, audit entry, event and trace and
+// commits.
 func (in *Intake) deliverTx(ctx context.Context, d *delivery) (Result, error) {
-	var res Result
-	err := pgx.BeginFunc(ctx, in.opt.Pool, func(tx pgx.Tx) error {
-		st := tickets.On(tx)
-		// Deliveries of the same mail take turns, so the second sees the
-		// first's commit and becomes a duplicate.
-		key := d.headerID
-		if key == "" {
-			key = hex.EncodeToString(d.sum[:])
-		}
-		if err := st.LockIntake(ctx, key); err != nil {
-			return err
-		}
-		msgID := d.storedID()
-		if d.headerID != "" {
-			// The same Message-ID from the same sender is the same mail,
-			// resent with other bytes (RFC 5322 3.6.4: a Message-ID
-			// names one message).
-			rec, taken, err := st.IntakeByMessageID(ctx, d.headerID, d.altID, d.sender.Address)
-			if err == nil {
-				res = duplicate(rec)
-				return in.traceDuplicate(ctx, st, d, rec, 0)
-			}
-			if !errors.Is(err, tickets.ErrNotFound) {
-				return err
-			}
-			if taken {
-				// Another sender used this Message-ID before: keep
-				// both mails, this one under an id of its own; the raw
-				// message keeps the header as it came.
-				msgID = d.altID
-			}
-		}
-		rawID, inserted, err := st.StoreRawMessage(ctx, d.rawRow())
-		if err != nil {
-			return err
-		}
-		if !inserted {
-			// The same bytes arrived before.
-			rec, err := st.IntakeOfRaw(ctx, rawID)
-			if err == nil {
-				res = duplicate(rec)
-				return in.traceDuplicate(ctx, st, d, rec, rawID)
-			}
-			if !errors.Is(err, tickets.ErrNotFound) {
-				return err
-			}
-			// Raw bytes stored without an outcome (imported by hand):
-			// process them now.
-		}
-		p := &process{in: in, d: d, tx: tx, st: st, rawID: rawID, msgID: msgID, tr: newTracer(in, d)}
-		if res, err = p.run(ctx); err != nil {
-			return err
-		}
-		return p.record(ctx, res)
-	})
+	// Deliveries of the same mail take turns, so the second sees the
+	// first's commit and becomes a duplicate.
+	key := d.headerID
+	if key == "" {
+		key = hex.EncodeToString(d.sum[:])
+	}
+	q := tickets.IntakeStart{LockKey: key, Sender: d.sender.Address, Raw: d.rawRow(),
+		ReserveMessage: d.sender.Address != "" && !in.isOwn(d.sender.Address), ReserveTicket: in.surelyOpens(d)}
+	if d.headerID != "" {
+		// The same Message-ID from the same sender is the same mail,
+		// resent with other bytes (RFC 5322 3.6.4: a Message-ID names
+		// one message): then nothing is stored.
+		q.MessageID, q.AltID = d.headerID, d.altID
+	}
+	tx, got, err := tickets.BeginIntake(ctx, in.opt.Pool, q)
 	if err != nil {
 		return Result{}, err
 	}
+	defer tx.Rollback(ctx)
+	res, err := in.deliverIn(ctx, tx, d, got)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Result{}, err
+	}
 	return res, nil
+}
+
+// deliverIn does the rest of a delivery in its transaction.
+func (in *Intake) deliverIn(ctx context.Context, tx *tickets.IntakeTx, d *delivery, got tickets.IntakeBegun) (Result, error) {
+	st := tickets.On(tx)
+	if got.Earlier != nil {
+		return duplicate(*got.Earlier), in.traceDuplicate(ctx, st, d, *got.Earlier, 0)
+	}
+	msgID := d.storedID()
+	if got.Taken {
+		// Another sender used this Message-ID before: keep both mails,
+		// this one under an id of its own; the raw message keeps the
+		// header as it came.
+		msgID = d.altID
+	}
+	rawID := got.RawID
+	if rawID == 0 {
+		// The same bytes arrived before.
+		id, err := st.RawMessageBySHA256(ctx, d.sum[:])
+		if err != nil {
+			return Result{}, err
+		}
+		rec, err := st.IntakeOfRaw(ctx, id)
+		if err == nil {
+			return duplicate(rec), in.traceDuplicate(ctx, st, d, rec, id)
+		}
+		if !errors.Is(err, tickets.ErrNotFound) {
+			return Result{}, err
+		}
+		// Raw bytes stored without an outcome (imported by hand):
+		// process them now.
+		rawID = id
+	}
+	p := &process{in: in, d: d, tx: tx, st: st, rawID: rawID, msgID: msgID, tr: newTracer(in, d),
+		ids: reservedIDs{message: got.MessageID, event: got.EventID, ticket: got.TicketID}}
+	if d.sender.Address != "" {
+		p.sender, p.senderLooked = got.Sender, true
+	}
+	res, err := p.run(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	return res, p.record(ctx, res)
+}
+
+// surelyOpens reports whether a mail that is no duplicate opens a ticket
+// whatever the database holds: a sender who is not ticketd, nothing that
+// threads it (no signed reply address, In-Reply-To, References or subject
+// tag), and a kind that opens tickets here. Its ticket id is then reserved
+// in the first round trip.
+func (in *Intake) surelyOpens(d *delivery) bool {
+	if d.sender.Address == "" || in.isOwn(d.sender.Address) {
+		return false
+	}
+	for i := range d.tokens {
+		if d.tokens[i].authentic() {
+			return false
+		}
+	}
+	if clean(d.m.InReplyTo) != "" || len(cleanAll(d.m.References)) > 0 || subjectTag.MatchString(d.m.Subject) {
+		return false
+	}
+	switch kind := d.m.Auto.Kind; {
+	case !kind.OpensTicket(),
+		kind == mailparse.KindAutoGenerated && in.opt.QuarantineAutoGenerated,
+		kind == mailparse.KindBulk && in.opt.QuarantineBulk:
+		return false
+	}
+	return true
 }
 
 func duplicate(rec tickets.IntakeRecord) Result {

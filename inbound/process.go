@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"ticketd/inbound/mailparse"
 	"ticketd/tickets"
 )
@@ -21,16 +19,60 @@ import (
 type process struct {
 	in    *Intake
 	d     *delivery
-	tx    pgx.Tx
+	tx    *tickets.IntakeTx
 	st    *tickets.Store
 	rawID int64
 	msgID string // the Message-ID the messages row gets
+	ids   reservedIDs
 
 	sender       *tickets.User // see fromUser
 	senderLooked bool
 
 	tr          *tracer
 	threadNotes []tickets.TraceField // what threading tried and why it passed over it
+
+	// events are the events this delivery queued itself; eventsElsewhere
+	// is set once other code (a status change, a command, a notifier)
+	// may have queued some too, and the trace then reads them back.
+	events          []tickets.TraceEvent
+	eventsElsewhere bool
+}
+
+// reservedIDs are ids taken from their sequences for the rows this
+// delivery writes without reading them back; 0 when not taken (yet).
+type reservedIDs struct {
+	message, event, ticket int64
+}
+
+// take returns the reserved id in *id, or one taken now from table's
+// sequence, and forgets it, so that each is used once.
+func (p *process) take(ctx context.Context, id *int64, table string) (int64, error) {
+	v := *id
+	*id = 0
+	if v != 0 {
+		return v, nil
+	}
+	return p.st.ReserveID(ctx, table)
+}
+
+// writesElsewhere notes that code other than the delivery's own (a status
+// change, a command, a notifier) is about to write in its transaction, and
+// may queue events.
+func (p *process) writesElsewhere() {
+	p.eventsElsewhere = true
+}
+
+// enqueue queues an event of the delivery.
+func (p *process) enqueue(ctx context.Context, name string, ticketID int64, data any) error {
+	id, err := p.take(ctx, &p.ids.event, "event_outbox")
+	if err != nil {
+		return err
+	}
+	if err := p.st.QueueEvent(ctx, id, name, ticketID, data); err != nil {
+		return err
+	}
+	p.events = append(p.events, tickets.TraceEvent{ID: id, Name: name})
+	return nil
 }
 
 func (p *process) run(ctx context.Context) (Result, error) {
@@ -126,6 +168,25 @@ func (p *process) fromUser(ctx context.Context) (*tickets.User, error) {
 	return p.sender, nil
 }
 
+// requester returns the sender as a user, creating a requester when
+// ticketd does not know them and filling in their name when it was empty
+// (EnsureRequester); a known sender is not written to again.
+func (p *process) requester(ctx context.Context) (tickets.User, error) {
+	u, err := p.fromUser(ctx)
+	if err != nil {
+		return tickets.User{}, err
+	}
+	if u != nil && (u.Name != "" || p.d.sender.Name == "") {
+		return *u, nil
+	}
+	nu, err := p.st.EnsureRequester(ctx, p.d.sender.Address, p.d.sender.Name)
+	if err != nil {
+		return tickets.User{}, err
+	}
+	p.sender, p.senderLooked = &nu, true
+	return nu, nil
+}
+
 // threaded records where threading took the mail, with what it tried.
 func (p *process) threaded(summary, rule string, ticketID int64) {
 	f := []tickets.TraceField{kv("rule", rule)}
@@ -201,7 +262,12 @@ func (p *process) message(ticketID int64, kind tickets.MessageKind, author *int6
 }
 
 func (p *process) insert(ctx context.Context, msg tickets.Message) (tickets.Message, error) {
-	out, err := p.st.InsertMessage(ctx, msg)
+	id, err := p.take(ctx, &p.ids.message, "messages")
+	if err != nil {
+		return tickets.Message{}, err
+	}
+	msg.ID = id
+	out, err := p.st.QueueMessage(ctx, msg)
 	if err != nil {
 		return tickets.Message{}, err
 	}
@@ -211,7 +277,7 @@ func (p *process) insert(ctx context.Context, msg tickets.Message) (tickets.Mess
 			s := sha256.Sum256(a.Data)
 			sum = s[:]
 		}
-		if _, err := p.st.InsertAttachment(ctx, tickets.Attachment{
+		if err := p.st.QueueAttachment(ctx, tickets.Attachment{
 			MessageID:   out.ID,
 			Filename:    clean(a.Filename),
 			ContentType: clean(a.ContentType),
@@ -240,7 +306,7 @@ func openingText(m *mailparse.Message) string {
 // it came too late to reopen it.
 func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets.Ticket, rule string) (Result, error) {
 	d, st := p.d, p.st
-	requester, err := st.EnsureRequester(ctx, d.sender.Address, d.sender.Name)
+	requester, err := p.requester(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -256,8 +322,12 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 	if linked != nil {
 		nt.LinkedTicketID = &linked.ID
 	}
-	t, err := st.CreateTicket(ctx, nt)
+	id, err := p.take(ctx, &p.ids.ticket, "tickets")
 	if err != nil {
+		return Result{}, err
+	}
+	t := tickets.Ticket{ID: id}
+	if err := st.QueueTicket(ctx, t.ID, nt); err != nil {
 		return Result{}, err
 	}
 	if linked != nil {
@@ -281,7 +351,7 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		if err != nil {
 			return Result{}, err
 		}
-		if err := st.AddParticipant(ctx, t.ID, u.ID, "cc"); err != nil {
+		if err := st.QueueParticipant(ctx, t.ID, u.ID, "cc"); err != nil {
 			return Result{}, err
 		}
 	}
@@ -297,11 +367,11 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 	if linked != nil {
 		detail = fmt.Sprintf("a reply to ticket #%d, completed too long ago to reopen, opened it", linked.ID)
 	}
-	if err := st.Audit(ctx, tickets.AuditEntry{TicketID: &t.ID, ActorID: &requester.ID, Channel: tickets.ChannelMail,
+	if err := st.QueueAudit(ctx, tickets.AuditEntry{TicketID: &t.ID, ActorID: &requester.ID, Channel: tickets.ChannelMail,
 		Action: "create", NewValue: subject, Detail: clean(detail)}); err != nil {
 		return Result{}, err
 	}
-	if _, err := st.EnqueueEvent(ctx, tickets.EventCreated, t.ID, createdEvent{TicketID: t.ID}); err != nil {
+	if err := p.enqueue(ctx, tickets.EventCreated, t.ID, createdEvent{TicketID: t.ID}); err != nil {
 		return Result{}, err
 	}
 	return Result{TicketID: t.ID, MessageID: msg.ID, Rule: rule}, nil
@@ -393,6 +463,7 @@ func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kin
 			if t.AssigneeID != nil {
 				to = tickets.StatusInProgress
 			}
+			p.writesElsewhere()
 			ch, err := st.SetStatus(ctx, t.ID, to, tickets.Actor{UserID: &author.ID, Channel: tickets.ChannelMail})
 			if err != nil {
 				return Result{}, err
@@ -423,7 +494,7 @@ func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kin
 		p.tr.add(StepCommands, fmt.Sprintf("%d lines that look like commands kept as text: the sender is not staff", n))
 	}
 	p.stored(msg, fmt.Sprintf("reply #%d on ticket #%d from %s", msg.ID, t.ID, author.Email), "the new part of the mail")
-	if _, err := st.EnqueueEvent(ctx, tickets.EventReplied, t.ID,
+	if err := p.enqueue(ctx, tickets.EventReplied, t.ID,
 		repliedEvent{TicketID: t.ID, MessageID: msg.ID, AuthorID: &author.ID}); err != nil {
 		return Result{}, err
 	}
@@ -476,6 +547,7 @@ func (p *process) staffReply(ctx context.Context, t *tickets.Ticket, rule string
 	if err != nil {
 		return Result{}, err
 	}
+	p.writesElsewhere()
 	lines, err := p.applyCommands(ctx, t.ID, staff, d.m.Commands)
 	if err != nil {
 		return Result{}, err
@@ -510,6 +582,7 @@ func (p *process) receipt(ctx context.Context, ticketID, messageID int64, to *ti
 	if to == nil || len(lines) == 0 {
 		return nil
 	}
+	p.writesElsewhere()
 	inReplyTo := p.d.headerID
 	if inReplyTo == "" {
 		inReplyTo = p.msgID

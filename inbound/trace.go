@@ -273,14 +273,18 @@ func ruleText(rule string) string {
 }
 
 // record writes the delivery's trace: its steps, then the events and mails
-// the transaction queued, found in the database so that nothing the
-// transaction did is missed.
+// the transaction queued: those the delivery queued itself, or, once other
+// code may have queued some too, those found in the database, so that
+// nothing the transaction did is missed.
 func (p *process) record(ctx context.Context, res Result) error {
 	tr := p.tr
 	if res.TicketID != 0 {
-		evs, err := p.st.TransactionEvents(ctx, res.TicketID)
-		if err != nil {
-			return err
+		evs := p.events
+		if p.eventsElsewhere {
+			var err error
+			if evs, err = p.st.TransactionEvents(ctx, res.TicketID); err != nil {
+				return err
+			}
 		}
 		var names []string
 		for _, e := range evs {

@@ -109,7 +109,8 @@ func collectTraces(rows pgx.Rows, err error) ([]Trace, error) {
 // RecordTrace writes t's steps for its raw message: a new trace, or, when
 // the raw message has one already, t's steps appended to it (and its ticket
 // filled in when it had none). Steps beyond MaxTraceSteps are counted, not
-// kept. Run it in the transaction that did what the steps say.
+// kept. Run it in the transaction that did what the steps say; in an
+// IntakeTx it is queued.
 func (s *Store) RecordTrace(ctx context.Context, t Trace) error {
 	steps, dropped := t.Steps, 0
 	if len(steps) > MaxTraceSteps {
@@ -122,7 +123,7 @@ func (s *Store) RecordTrace(ctx context.Context, t Trace) error {
 	if err != nil {
 		return fmt.Errorf("encode trace of raw message %d: %w", t.RawMessageID, err)
 	}
-	_, err = s.db.Exec(ctx, `
+	return s.later(ctx, fmt.Sprintf("record trace of raw message %d", t.RawMessageID), `
 		INSERT INTO mail_traces (raw_message_id, message_id, ticket_id, source, steps, dropped_steps)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (raw_message_id) DO UPDATE SET
@@ -135,10 +136,6 @@ func (s *Store) RecordTrace(ctx context.Context, t Trace) error {
 			message_id = CASE WHEN mail_traces.message_id = '' THEN EXCLUDED.message_id ELSE mail_traces.message_id END,
 			updated_at = now()`,
 		t.RawMessageID, t.MessageID, t.TicketID, t.Source, b, dropped, MaxTraceSteps)
-	if err != nil {
-		return fmt.Errorf("record trace of raw message %d: %w", t.RawMessageID, err)
-	}
-	return nil
 }
 
 // TraceOfRaw returns the trace of a raw message, or ErrNotFound.

@@ -1,0 +1,152 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// IntakeTx is the transaction of one mail's intake, built to take few round
+// trips to PostgreSQL: BeginIntake sends BEGIN with the statements every
+// delivery starts with, writes whose results intake does not need wait in a
+// queue (Queue*), and Commit sends the queue with COMMIT. Anything else run
+// on it (Exec, Query, QueryRow, Begin) first sends the queue, so statements
+// always run in the order they were asked for and a read sees every earlier
+// write. It is a DBTX: On(tx) gives a Store inside the transaction.
+type IntakeTx struct {
+	conn  *pgxpool.Conn
+	tx    pgx.Tx
+	queue *pgx.Batch
+	what  []string // what each queued statement does, for errors
+	done  bool
+}
+
+// Exec sends the queue, then runs sql.
+func (t *IntakeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.flush(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return t.tx.Exec(ctx, sql, args...)
+}
+
+// Query sends the queue, then runs sql.
+func (t *IntakeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.tx.Query(ctx, sql, args...)
+}
+
+// QueryRow sends the queue, then runs sql.
+func (t *IntakeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return t.tx.QueryRow(ctx, sql, args...)
+}
+
+// Begin sends the queue, then starts a savepoint.
+func (t *IntakeTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.tx.Begin(ctx)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// queued adds a statement to the queue.
+func (t *IntakeTx) queued(what, sql string, args ...any) {
+	if t.queue == nil {
+		t.queue = &pgx.Batch{}
+	}
+	t.queue.Queue(sql, args...)
+	t.what = append(t.what, what)
+}
+
+// flush sends the queued statements in one round trip.
+func (t *IntakeTx) flush(ctx context.Context) error {
+	if t.queue == nil || t.queue.Len() == 0 {
+		return nil
+	}
+	b, what := t.queue, t.what
+	t.queue, t.what = nil, nil
+	br := t.tx.SendBatch(ctx, b)
+	err := readQueued(br, what)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readQueued reads the results of queued statements, naming the first that
+// failed.
+func readQueued(br pgx.BatchResults, what []string) error {
+	for _, w := range what {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("%s: %w", w, err)
+		}
+	}
+	return nil
+}
+
+// Commit sends the queue and COMMIT in one round trip and gives the
+// connection back to the pool. On failure nothing was kept.
+func (t *IntakeTx) Commit(ctx context.Context) error {
+	if t.done {
+		return pgx.ErrTxClosed
+	}
+	b, what := t.queue, t.what
+	t.queue, t.what = nil, nil
+	if b == nil {
+		b = &pgx.Batch{}
+	}
+	b.Queue("commit")
+	br := t.tx.SendBatch(ctx, b)
+	err := readQueued(br, what)
+	if err == nil {
+		var tag pgconn.CommandTag
+		if tag, err = br.Exec(); err == nil && tag.String() != "COMMIT" {
+			err = pgx.ErrTxCommitRollback
+		}
+		if err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err != nil {
+		br.Close()
+		t.Rollback(ctx)
+		return err
+	}
+	t.done = true
+	// Committed: a failure now leaves only the connection in doubt, and
+	// the pool drops a closed one.
+	_ = br.Close()
+	t.conn.Release()
+	return nil
+}
+
+// Rollback ends the transaction without keeping anything and gives the
+// connection back; a connection left in doubt is closed, not reused. It is
+// safe to call after Commit.
+func (t *IntakeTx) Rollback(ctx context.Context) {
+	if t.done {
+		return
+	}
+	t.done = true
+	t.queue, t.what = nil, nil
+	if pc := t.conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+		// pgx closes the connection when ROLLBACK fails; the pool
+		// drops a connection still inside a transaction.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = t.tx.Rollback(rctx)
+		cancel()
+	}
+	t.conn.Release()
+}
