@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"ticketd/inbound"
 	"ticketd/tickets"
@@ -743,5 +744,56 @@ func TestSameMailConcurrently(t *testing.T) {
 		if got := e.count(`SELECT count(*) FROM ` + table); got != want {
 			t.Errorf("%s: %d rows, want %d", table, got, want)
 		}
+	}
+}
+
+// TestOutboxWakeUps: listeners on the outboxes' channels hear of what a
+// delivery queued once it has committed, though intake's transaction does
+// not NOTIFY itself (migration 0008), and hear nothing of a duplicate.
+func TestOutboxWakeUps(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, ch := range []string{tickets.EventsChannel, tickets.MailOutboxChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer conn.Exec(context.Background(), "UNLISTEN *")
+	heard := func() map[string]int {
+		got := map[string]int{}
+		for {
+			wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			n, err := conn.Conn().WaitForNotification(wctx)
+			cancel()
+			if err != nil {
+				return got
+			}
+			got[n.Channel]++
+		}
+	}
+
+	mod := e.user("mod@staff.example", tickets.RoleModerator)
+	raw := mail{From: "ann@example.com", MessageID: "<wake@example.com>"}.bytes()
+	open := e.deliver(raw)
+	if diff := cmp.Diff(map[string]int{tickets.EventsChannel: 1}, heard()); diff != "" {
+		t.Errorf("a new ticket (-want +got):\n%s", diff)
+	}
+	e.deliver(raw)
+	if diff := cmp.Diff(map[string]int{}, heard()); diff != "" {
+		t.Errorf("a duplicate (-want +got):\n%s", diff)
+	}
+	to := e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour))
+	e.deliver(mail{From: "mod@staff.example", To: to, Body: "status: completed\n\nDone."}.bytes(),
+		inbound.Source{Kind: "smtp", RcptTo: []string{to}})
+	if diff := cmp.Diff(map[string]int{tickets.EventsChannel: 1, tickets.MailOutboxChannel: 1}, heard()); diff != "" {
+		t.Errorf("a staff reply with a command (-want +got):\n%s", diff)
+	}
+	if n := e.count(`SELECT count(*) FROM mail_outbox`); n == 0 {
+		t.Error("the staff reply queued no mail")
 	}
 }

@@ -57,9 +57,11 @@ func (p *process) take(ctx context.Context, id *int64, table string) (int64, err
 
 // writesElsewhere notes that code other than the delivery's own (a status
 // change, a command, a notifier) is about to write in its transaction, and
-// may queue events.
+// may queue events and mails.
 func (p *process) writesElsewhere() {
 	p.eventsElsewhere = true
+	p.tx.Notify(tickets.EventsChannel)
+	p.tx.Notify(tickets.MailOutboxChannel)
 }
 
 // enqueue queues an event of the delivery.
@@ -72,6 +74,7 @@ func (p *process) enqueue(ctx context.Context, name string, ticketID int64, data
 		return err
 	}
 	p.events = append(p.events, tickets.TraceEvent{ID: id, Name: name})
+	p.tx.Notify(tickets.EventsChannel)
 	return nil
 }
 

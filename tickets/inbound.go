@@ -233,7 +233,7 @@ type IntakeBegun struct {
 // and, in the same round trip, takes the intake lock of the mail, looks
 // for an earlier delivery of it, stores its raw bytes unless it is a
 // duplicate, and looks up its sender. The caller ends the transaction with
-// Commit or Rollback.
+// Commit or Rollback, and tells it with Notify which outboxes it wrote to.
 func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*IntakeTx, IntakeBegun, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -241,7 +241,10 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 	}
 	var b pgx.Batch
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockIntakeSQL, lockIntakeSpace, intakeLockKey(q.LockKey))
+	// The outbox triggers leave their notifications to Commit (migration
+	// 0008), which sends them after the commit, outside the transaction.
+	b.Queue(`SELECT pg_advisory_xact_lock($1::int4, $2::int4), set_config('ticketd.notify_after_commit', 'on', true)`,
+		lockIntakeSpace, intakeLockKey(q.LockKey))
 	var id, altID *string
 	if q.MessageID != "" {
 		id, altID = &q.MessageID, &q.AltID

@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,11 +19,22 @@ import (
 // always run in the order they were asked for and a read sees every earlier
 // write. It is a DBTX: On(tx) gives a Store inside the transaction.
 type IntakeTx struct {
-	conn  *pgxpool.Conn
-	tx    pgx.Tx
-	queue *pgx.Batch
-	what  []string // what each queued statement does, for errors
-	done  bool
+	conn   *pgxpool.Conn
+	tx     pgx.Tx
+	queue  *pgx.Batch
+	what   []string // what each queued statement does, for errors
+	notify []string // channels to notify after the commit
+	done   bool
+}
+
+// Notify asks for a notification on channel (EventsChannel,
+// MailOutboxChannel) once the transaction has committed. The outbox
+// triggers do not notify inside an intake transaction (migration 0008):
+// whoever writes to an outbox in it must call Notify.
+func (t *IntakeTx) Notify(channel string) {
+	if !slices.Contains(t.notify, channel) {
+		t.notify = append(t.notify, channel)
+	}
 }
 
 // Exec sends the queue, then runs sql.
@@ -96,8 +108,12 @@ func readQueued(br pgx.BatchResults, what []string) error {
 	return nil
 }
 
-// Commit sends the queue and COMMIT in one round trip and gives the
-// connection back to the pool. On failure nothing was kept.
+// Commit sends the queue, COMMIT and the notifications asked for in one
+// round trip and gives the connection back to the pool. On failure nothing
+// was kept. The notifications run after the commit, in a transaction of
+// their own that writes nothing, so the commit does not hold PostgreSQL's
+// notification lock while its WAL is flushed; one that fails is not an
+// error, since listeners also poll.
 func (t *IntakeTx) Commit(ctx context.Context) error {
 	if t.done {
 		return pgx.ErrTxClosed
@@ -108,6 +124,9 @@ func (t *IntakeTx) Commit(ctx context.Context) error {
 		b = &pgx.Batch{}
 	}
 	b.Queue("commit")
+	for _, c := range t.notify {
+		b.Queue(`SELECT pg_notify($1, '')`, c)
+	}
 	br := t.tx.SendBatch(ctx, b)
 	err := readQueued(br, what)
 	if err == nil {
@@ -125,8 +144,8 @@ func (t *IntakeTx) Commit(ctx context.Context) error {
 		return err
 	}
 	t.done = true
-	// Committed: a failure now leaves only the connection in doubt, and
-	// the pool drops a closed one.
+	// Committed: a failure now leaves only the notifications undone and
+	// the connection in doubt, and the pool drops a closed one.
 	_ = br.Close()
 	t.conn.Release()
 	return nil
