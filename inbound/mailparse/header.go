@@ -2,7 +2,6 @@ package mailparse
 
 import (
 	"bytes"
-	"encoding/base64"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -311,47 +310,69 @@ func unhex(c byte) byte {
 // padding in the middle ends one chunk and starts the next, as when
 // mailers concatenate encoded pieces.
 func decodeBase64Lenient(b []byte) []byte {
-	out := make([]byte, 0, len(b)*3/4+3)
-	chunk := make([]byte, 0, len(b))
-	flush := func() {
-		if n := len(chunk) % 4; n == 1 {
-			chunk = chunk[:len(chunk)-1]
-		}
-		if len(chunk) == 0 {
-			return
-		}
-		dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(chunk)))
-		n, _ := base64.RawStdEncoding.Decode(dst, chunk)
-		out = append(out, dst[:n]...)
-		chunk = chunk[:0]
-	}
-	for _, c := range b {
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
-			chunk = append(chunk, c)
-		case c == '-':
-			chunk = append(chunk, '+') // base64url, seen in the wild
-		case c == '_':
-			chunk = append(chunk, '/')
-		case c == '=':
-			flush()
-		}
-	}
-	flush()
+	out, _ := decodeBase64(b)
 	return out
 }
 
-// base64Clean reports whether b holds only base64 characters and white space.
-func base64Clean(b []byte) bool {
+// decodeBase64 is decodeBase64Lenient, reporting also whether b held only
+// base64 characters, padding and white space. It decodes as
+// it reads, four characters at a time, so a large attachment costs one
+// buffer of its decoded size.
+func decodeBase64(b []byte) (out []byte, clean bool) {
+	out = make([]byte, 0, len(b)*3/4+3)
+	clean = true
+	var q [4]byte
+	n := 0
+	// The end of a chunk: a lone character is dropped, two or three
+	// give what they hold (their extra bits are ignored).
+	flush := func() {
+		switch n {
+		case 2:
+			out = append(out, q[0]<<2|q[1]>>4)
+		case 3:
+			out = append(out, q[0]<<2|q[1]>>4, q[1]<<4|q[2]>>2)
+		}
+		n = 0
+	}
 	for _, c := range b {
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/', c == '=', c == '\n', c == '\r', c == ' ', c == '\t':
-		default:
-			return false
+		v := base64Digit[c]
+		if v < 0 {
+			switch c {
+			case '=':
+				flush()
+			case '\n', '\r', ' ', '\t':
+			default:
+				clean = false
+			}
+			continue
+		}
+		if c == '-' || c == '_' {
+			clean = false
+		}
+		q[n] = byte(v)
+		if n++; n == 4 {
+			out = append(out, q[0]<<2|q[1]>>4, q[1]<<4|q[2]>>2, q[2]<<6|q[3])
+			n = 0
 		}
 	}
-	return true
+	flush()
+	return out, clean
 }
+
+// base64Digit is the value of a base64 character (RFC 4648 4), with the
+// base64url ones (RFC 4648 5) seen in the wild read the same; -1 for any
+// other byte.
+var base64Digit = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range len(alphabet) {
+		t[alphabet[i]] = int8(i)
+	}
+	t['-'], t['_'] = 62, 63
+	return t
+}()
 
 // parseAddressList parses an address-list (RFC 5322 3.4) with encoded-word
 // display names (RFC 2047 5), falling back to a lenient reading when the

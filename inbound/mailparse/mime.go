@@ -448,10 +448,11 @@ func (p *parser) decode(body []byte, cte string) []byte {
 	case "", "7bit", "8bit", "binary", "none", "7-bit", "8-bit":
 		return body
 	case "base64", "base-64", "b64":
-		if !base64Clean(body) {
+		out, clean := decodeBase64(body)
+		if !clean {
 			p.msg.problem("invalid characters in base64 skipped")
 		}
-		return decodeBase64Lenient(body)
+		return out
 	case "quoted-printable", "quotedprintable", "qp", "quoted_printable":
 		return decodeQP(body)
 	case "x-uuencode", "uuencode", "x-uue":
