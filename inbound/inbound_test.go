@@ -3,6 +3,8 @@ package inbound_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,6 +124,44 @@ func TestAttachmentsAndLimits(t *testing.T) {
 	want := []att{{"small.txt", 5, true, 32}, {"big.bin", 32, false, 32}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("attachments: content kept under the limit only (-want +got):\n%s", diff)
+	}
+}
+
+// TestLargeMail: a mail and an attachment large enough to be sent in
+// statements of their own are stored byte for byte, and the same bytes
+// again are a duplicate.
+func TestLargeMail(t *testing.T) {
+	e := newEnv(t)
+	data := make([]byte, 600<<10)
+	for i := range data {
+		data[i] = byte(i*7 + i/300)
+	}
+	enc := base64.StdEncoding.EncodeToString(data)
+	var body strings.Builder
+	body.WriteString("--b\nContent-Type: text/plain\n\nThe log is attached.\n" +
+		"--b\nContent-Type: application/octet-stream; name=log.bin\nContent-Disposition: attachment; filename=log.bin\nContent-Transfer-Encoding: base64\n\n")
+	for len(enc) > 76 {
+		body.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	body.WriteString(enc + "\n--b--\n")
+	raw := mail{Headers: []string{"MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="b"`}, Body: body.String()}.bytes()
+	res := e.deliver(raw)
+	ctx := context.Background()
+	var stored, att, attSum []byte
+	if err := e.pool.QueryRow(ctx, `SELECT r.data, a.data, a.sha256 FROM messages m
+		JOIN raw_messages r ON r.id = m.raw_message_id JOIN attachments a ON a.message_id = m.id
+		WHERE m.id = $1`, res.MessageID).Scan(&stored, &att, &attSum); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, raw) {
+		t.Errorf("raw message of %d bytes stored as %d bytes", len(raw), len(stored))
+	}
+	if sum := sha256.Sum256(data); !bytes.Equal(att, data) || !bytes.Equal(attSum, sum[:]) {
+		t.Errorf("attachment of %d bytes stored as %d bytes", len(data), len(att))
+	}
+	if again := e.deliver(raw); !again.Duplicate || again.MessageID != res.MessageID {
+		t.Errorf("the same bytes again: %+v", again)
 	}
 }
 

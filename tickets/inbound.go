@@ -254,6 +254,12 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 		rcpt = []string{}
 	}
 	r := q.Raw
+	data := r.Data
+	if len(data) >= largeValue {
+		// A large mail's bytes follow in a statement of their own
+		// (execLarge), and the row holds none until then.
+		data = []byte{}
+	}
 	b.Queue(`
 		WITH earlier AS (`+earlierIntakeSQL+`),
 		raw AS (
@@ -268,7 +274,7 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 		SELECT false, src, ticket_id, row_id, thread_rule, message_id, same, 0, 0, 0 FROM earlier
 		UNION ALL
 		SELECT true, 0, 0, id, '', '', false, message_seq, event_seq, ticket_seq FROM raw`,
-		id, altID, q.Sender, r.SHA256, r.Data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt, q.ReserveMessage, q.ReserveTicket)
+		id, altID, q.Sender, r.SHA256, data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt, q.ReserveMessage, q.ReserveTicket)
 	if q.Sender != "" {
 		b.Queue(`SELECT `+userColumns+` FROM users WHERE lower(email) = lower($1)`, q.Sender)
 	}
@@ -277,6 +283,9 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 	got, err := readBegun(br, q)
 	if cerr := br.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && got.RawID != 0 && len(data) != len(r.Data) {
+		_, err = tx.execLarge(ctx, `UPDATE raw_messages SET data = $2 WHERE id = $1`, got.RawID, r.Data)
 	}
 	if err != nil {
 		tx.Rollback(ctx)
@@ -391,14 +400,21 @@ func (s *Store) QueueMessage(ctx context.Context, m Message) (Message, error) {
 }
 
 // QueueAttachment stores an attachment of a message, like InsertAttachment.
+// A large one is sent at once, in a statement of its own (execLarge).
 func (s *Store) QueueAttachment(ctx context.Context, a Attachment) error {
 	if a.ContentType == "" {
 		a.ContentType = "application/octet-stream"
 	}
-	return s.later(ctx, fmt.Sprintf("insert attachment %q of message %d", a.Filename, a.MessageID), `
-		INSERT INTO attachments (message_id, filename, content_type, content_id, inline, size, sha256, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data)
+	what := fmt.Sprintf("insert attachment %q of message %d", a.Filename, a.MessageID)
+	const q = `INSERT INTO attachments (message_id, filename, content_type, content_id, inline, size, sha256, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	if t, ok := s.db.(*IntakeTx); ok && len(a.Data) >= largeValue {
+		if _, err := t.execLarge(ctx, q, a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	return s.later(ctx, what, q, a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data)
 }
 
 // QueueAudit appends an entry to the audit log, like Audit.
