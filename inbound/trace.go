@@ -110,12 +110,37 @@ func kvID(key string, id int64) tickets.TraceField {
 // bound makes s storable in jsonb (valid UTF-8, no NUL) and at most
 // maxTraceValue runes long, on one line.
 func bound(s string) string {
+	if boundAlready(s) {
+		return s
+	}
 	s = strings.Join(strings.Fields(clean(s)), " ")
 	if utf8.RuneCountInString(s) <= maxTraceValue {
 		return s
 	}
 	r := []rune(s)
 	return string(r[:maxTraceValue-1]) + "…"
+}
+
+// boundAlready reports whether bound would return s as it is, for the
+// usual value: printable ASCII, short, with single spaces between words.
+func boundAlready(s string) bool {
+	if len(s) > maxTraceValue || s == "" {
+		return len(s) == 0
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ':
+			if s[i-1] == ' ' {
+				return false
+			}
+		case c < 0x21 || c > 0x7e:
+			return false
+		}
+	}
+	return true
 }
 
 func receivedSummary(src Source) string {
