@@ -163,6 +163,27 @@ func TestLargeMail(t *testing.T) {
 	if again := e.deliver(raw); !again.Duplicate || again.MessageID != res.MessageID {
 		t.Errorf("the same bytes again: %+v", again)
 	}
+
+	// A long text: the ticket's description, the message's texts.
+	line := "2026-03-02 10:00:00 printer3 error 0x7f: paper jam in tray 2, retrying\n"
+	text := strings.Repeat(line, (300<<10)/len(line))
+	res = e.deliver(mail{Cc: "bob@example.com", References: "<elsewhere@example.com>", Body: text}.bytes())
+	var desc, textBody, reply string
+	var refs, cc []string
+	if err := e.pool.QueryRow(ctx, `SELECT t.description, m.text_body, m.reply_text, m.refs, m.cc_addresses
+		FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.id = $1`, res.MessageID).Scan(&desc, &textBody, &reply, &refs, &cc); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSpace(text)
+	if strings.TrimSpace(desc) != want || strings.TrimSpace(textBody) != want || strings.TrimSpace(reply) != want {
+		t.Errorf("texts of %d bytes stored as %d, %d and %d bytes", len(want), len(desc), len(textBody), len(reply))
+	}
+	if diff := cmp.Diff([]string{"elsewhere@example.com"}, refs); diff != "" {
+		t.Errorf("refs (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"bob@example.com"}, cc); diff != "" {
+		t.Errorf("cc (-want +got):\n%s", diff)
+	}
 }
 
 func TestDuplicates(t *testing.T) {

@@ -341,10 +341,17 @@ func readBegun(br pgx.BatchResults, q IntakeStart) (IntakeBegun, error) {
 // Queued writes of intake: inside an IntakeTx they wait for the next round
 // trip (see IntakeTx); elsewhere they run at once.
 
-// later runs a write whose result nobody reads.
+// later runs a write whose result nobody reads. In an IntakeTx, one with a
+// large argument goes at once, on its own (execLarge).
 func (s *Store) later(ctx context.Context, what, sql string, args ...any) error {
 	if t, ok := s.db.(*IntakeTx); ok {
-		t.queued(what, sql, args...)
+		if !hasLarge(args) {
+			t.queued(what, sql, args...)
+			return nil
+		}
+		if _, err := t.execLarge(ctx, sql, args...); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		return nil
 	}
 	if _, err := s.db.Exec(ctx, sql, args...); err != nil {
@@ -400,21 +407,14 @@ func (s *Store) QueueMessage(ctx context.Context, m Message) (Message, error) {
 }
 
 // QueueAttachment stores an attachment of a message, like InsertAttachment.
-// A large one is sent at once, in a statement of its own (execLarge).
 func (s *Store) QueueAttachment(ctx context.Context, a Attachment) error {
 	if a.ContentType == "" {
 		a.ContentType = "application/octet-stream"
 	}
-	what := fmt.Sprintf("insert attachment %q of message %d", a.Filename, a.MessageID)
-	const q = `INSERT INTO attachments (message_id, filename, content_type, content_id, inline, size, sha256, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	if t, ok := s.db.(*IntakeTx); ok && len(a.Data) >= largeValue {
-		if _, err := t.execLarge(ctx, q, a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		return nil
-	}
-	return s.later(ctx, what, q, a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data)
+	return s.later(ctx, fmt.Sprintf("insert attachment %q of message %d", a.Filename, a.MessageID), `
+		INSERT INTO attachments (message_id, filename, content_type, content_id, inline, size, sha256, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		a.MessageID, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256, a.Data)
 }
 
 // QueueAudit appends an entry to the audit log, like Audit.

@@ -3,9 +3,11 @@ package tickets
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,15 +73,35 @@ func (t *IntakeTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	return t.tx.Begin(ctx)
 }
 
-// largeValue is the size from which a bytea value is sent by execLarge.
+// largeValue is the size from which a text or bytea argument makes a
+// statement go by execLarge.
 const largeValue = 256 << 10
 
-// execLarge sends the queue, then runs sql with args without copying a
-// []byte argument on its way to the wire more than once: pgx encodes every
-// argument into a buffer of its own before the protocol message, which
-// for a mail of 25 MB is 25 MB more while it is sent. A []byte goes as
-// binary bytea; int64, bool, string and their pointers go as text, typed
-// by the statement; a nil slice or pointer is NULL.
+// hasLarge reports whether one of args is a string or []byte of at least
+// largeValue bytes.
+func hasLarge(args []any) bool {
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			if len(v) >= largeValue {
+				return true
+			}
+		case []byte:
+			if len(v) >= largeValue {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// execLarge sends the queue, then runs sql with args on its own, copying
+// each argument once on its way to the wire: pgx encodes every argument
+// into a buffer of its own before the protocol message, and a batch holds
+// all its statements' messages until it is sent, which for a mail of 25 MB
+// is 25 MB more per copy. A []byte goes as binary bytea; strings, integers,
+// booleans and string slices go as text, typed by the statement; a nil
+// slice or pointer is NULL.
 func (t *IntakeTx) execLarge(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if err := t.flush(ctx); err != nil {
 		return pgconn.CommandTag{}, err
@@ -88,28 +110,49 @@ func (t *IntakeTx) execLarge(ctx context.Context, sql string, args ...any) (pgco
 	oids := make([]uint32, len(args))
 	formats := make([]int16, len(args))
 	for i, a := range args {
-		switch v := a.(type) {
-		case []byte:
-			values[i], oids[i], formats[i] = v, pgtype.ByteaOID, pgx.BinaryFormatCode
-		case string:
-			values[i] = []byte(v)
-		case *string:
-			if v != nil {
-				values[i] = []byte(*v)
-			}
-		case int64:
-			values[i] = strconv.AppendInt(nil, v, 10)
-		case *int64:
-			if v != nil {
-				values[i] = strconv.AppendInt(nil, *v, 10)
-			}
-		case bool:
-			values[i] = []byte(strconv.FormatBool(v))
-		default:
-			return pgconn.CommandTag{}, fmt.Errorf("execLarge: argument %d of type %T", i+1, a)
+		if b, ok := a.([]byte); ok {
+			values[i], oids[i], formats[i] = b, pgtype.ByteaOID, pgx.BinaryFormatCode
+			continue
 		}
+		v, err := textArg(t.tx.Conn().TypeMap(), reflect.ValueOf(a))
+		if err != nil {
+			return pgconn.CommandTag{}, fmt.Errorf("argument %d: %w", i+1, err)
+		}
+		values[i] = v
 	}
 	return t.tx.Conn().PgConn().ExecParams(ctx, sql, values, oids, formats, nil).Close()
+}
+
+// textArg is the text form of an argument of execLarge; nil is NULL.
+func textArg(m *pgtype.Map, v reflect.Value) ([]byte, error) {
+	switch v.Kind() {
+	case reflect.Invalid:
+		return nil, nil
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil, nil
+		}
+		return textArg(m, v.Elem())
+	case reflect.String:
+		s := v.String()
+		if s == "" {
+			return []byte{}, nil
+		}
+		// Read in place: the protocol message is the one copy.
+		return unsafe.Slice(unsafe.StringData(s), len(s)), nil
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(nil, v.Int(), 10), nil
+	case reflect.Bool:
+		return strconv.AppendBool(nil, v.Bool()), nil
+	case reflect.Slice:
+		if ss, ok := v.Interface().([]string); ok {
+			if ss == nil {
+				ss = []string{}
+			}
+			return m.Encode(pgtype.TextArrayOID, pgx.TextFormatCode, ss, nil)
+		}
+	}
+	return nil, fmt.Errorf("no text form for %s", v.Type())
 }
 
 type errRow struct{ err error }
