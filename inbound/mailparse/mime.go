@@ -748,6 +748,11 @@ func cleanText(s string) string {
 		}
 		return r
 	}, s)
+	if !strings.HasPrefix(s, "\n") && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, " ") && !strings.HasSuffix(s, "\t") &&
+		!strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
+		// Clean already, as most text is: no copy of a large text.
+		return s
+	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimRight(l, " \t")
