@@ -128,4 +128,48 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
+// BenchmarkDeliverReply measures intake of the requester's replies to a
+// ticket: threaded by In-Reply-To, or by the oldest of ten References (a
+// long thread that ticketd joined late).
+func BenchmarkDeliverReply(b *testing.B) {
+	for _, refs := range []int{0, 10} {
+		b.Run(fmt.Sprintf("references-%d", refs), func(b *testing.B) {
+			pool := pgtest.New(b)
+			keys, err := signing.NewKeys("a benchmark secret of enough length")
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := inbound.New(inbound.Options{Pool: pool, SupportAddress: support, Keys: keys, Notifier: &recordingNotifier{}})
+			ctx := context.Background()
+			src := inbound.Source{Kind: "smtp", MailFrom: "user0@example.com", RcptTo: []string{support}}
+			open, err := in.Deliver(ctx, benchMail(0, 1<<10), src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				thread := "In-Reply-To: <bench-0@example.com>\r\n"
+				if refs > 0 {
+					thread = "References: <bench-0@example.com>"
+					for j := range refs - 1 {
+						thread += fmt.Sprintf(" <elsewhere-%d-%d@example.net>", i, j)
+					}
+					thread += "\r\n"
+				}
+				raw := []byte(fmt.Sprintf("From: Requester 0 <user0@example.com>\r\nTo: support@ticketd.test\r\n"+
+					"Subject: Re: Printer trouble\r\nMessage-ID: <reply-%d@example.com>\r\n%s"+
+					"Content-Type: text/plain\r\n\r\nIt jams again.\r\n", i, thread))
+				res, err := in.Deliver(ctx, raw, src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.TicketID != open.TicketID {
+					b.Fatalf("result %+v", res)
+				}
+			}
+		})
+	}
+}
+
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

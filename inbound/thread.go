@@ -127,18 +127,14 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 		add(d.m.References[i])
 	}
 	if len(ids) > 0 {
-		id, matched, err := st.TicketByMessageID(ctx, ids)
+		t, matched, err := st.LockTicketByMessageIDs(ctx, ids)
 		switch {
 		case err == nil:
-			t, err := st.TicketForUpdate(ctx, id)
-			if err != nil {
-				return nil, "", nil, err
-			}
 			rule := RuleReferences
 			if matched == clean(d.m.InReplyTo) {
 				rule = RuleInReplyTo
 			}
-			p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(id, 10))
+			p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
 			return &t, rule, nil, nil
 		case !errors.Is(err, tickets.ErrNotFound):
 			return nil, "", nil, err
@@ -214,7 +210,7 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if len(ids) == 0 {
 		return nil, "", nil
 	}
-	id, matched, err := p.st.TicketByMessageID(ctx, ids)
+	t, matched, err := p.st.LockTicketByMessageIDs(ctx, ids)
 	if errors.Is(err, tickets.ErrNotFound) {
 		p.note("report_message_ids", fmt.Sprintf("none of the %d Message-IDs the report quotes is ticketd's", len(ids)))
 		return nil, "", nil
@@ -222,11 +218,7 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	t, err := p.st.TicketForUpdate(ctx, id)
-	if err != nil {
-		return nil, "", err
-	}
-	p.note("matched", "<"+matched+">, quoted in the report, a mail of ticket #"+strconv.FormatInt(id, 10))
+	p.note("matched", "<"+matched+">, quoted in the report, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
 	p.threaded(fmt.Sprintf("to ticket #%d by %s", t.ID, ruleText(RuleReport)), RuleReport, t.ID)
 	return &t, RuleReport, nil
 }

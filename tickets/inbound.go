@@ -521,3 +521,35 @@ func (s *Store) MarkBouncing(ctx context.Context, addrs []string) ([]string, err
 	}
 	return marked, nil
 }
+
+// LockTicketByMessageIDs finds the ticket of the first of ids (in their
+// order) that ticketd received or sent, like TicketByMessageID, and locks
+// it like TicketForUpdate, in one statement. It returns the id that
+// matched, and ErrNotFound when none does.
+func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (Ticket, string, error) {
+	var matched string
+	t, err := scanTicket(extraScan{s.db.QueryRow(ctx, `
+		SELECT `+prefixed("t", ticketColumns)+`, ids.id
+		FROM unnest($1::text[]) WITH ORDINALITY AS ids(id, ord)
+		CROSS JOIN LATERAL (
+			SELECT ticket_id FROM messages WHERE message_id = ids.id
+			UNION ALL
+			SELECT ticket_id FROM mail_outbox WHERE message_id = ids.id AND ticket_id IS NOT NULL
+			LIMIT 1) m
+		JOIN tickets t ON t.id = m.ticket_id
+		WHERE ids.id <> ''
+		ORDER BY ids.ord LIMIT 1
+		FOR UPDATE OF t`, ids), []any{&matched}})
+	if err != nil {
+		return Ticket{}, "", fmt.Errorf("lock ticket of message ids: %w", err)
+	}
+	return t, matched, nil
+}
+
+// extraScan scans the columns a row has after those its caller scans.
+type extraScan struct {
+	pgx.Row
+	extra []any
+}
+
+func (r extraScan) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra...)...) }
