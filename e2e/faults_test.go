@@ -22,9 +22,9 @@ import (
 
 // loadMail is one mail of a load run.
 type loadMail struct {
-	id    string // Message-ID without <>
-	from  string
-	raw   []byte
+	id        string // Message-ID without <>
+	from      string
+	raw       []byte
 	attempted bool
 	acked     bool
 	codes     []int // SMTP reply codes seen for it, 0 for a broken connection
