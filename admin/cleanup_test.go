@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ticketd/admin"
+	"ticketd/testlog"
 )
 
 func TestRunCleanup(t *testing.T) {
@@ -18,7 +19,7 @@ func TestRunCleanup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- admin.RunCleanup(ctx, admin.CleanupOptions{Store: e.st, Logger: testLogger(t), Every: time.Hour})
+		done <- admin.RunCleanup(ctx, admin.CleanupOptions{Store: e.st, Logger: testlog.New(t), Every: time.Hour})
 	}()
 	// The first pass runs at once; wait for it without a timed assertion.
 	for e.count(`SELECT count(*) FROM sessions WHERE token = 'expired'`) != 0 {

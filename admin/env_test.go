@@ -4,7 +4,6 @@ import (
 	"context"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -23,34 +22,13 @@ import (
 	"ticketd/outbound"
 	"ticketd/pgtest"
 	"ticketd/signing"
+	"ticketd/testlog"
 	"ticketd/tickets"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const support = "support@example.com"
-
-// tlog sends a logger's lines to t.Log, and drops them once the test ended.
-type tlog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tlog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tlog{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // env is a running web on a fresh database, with the real intake and the
 // real notifier behind it.
@@ -77,7 +55,7 @@ func newEnv(t testing.TB, configure ...func(*admin.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t)
+	log := testlog.New(t)
 	e.srv = httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(e.srv.Close)
 	e.notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: e.keys,

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,34 +15,13 @@ import (
 	"ticketd/inbound"
 	"ticketd/pgtest"
 	"ticketd/signing"
+	"ticketd/testlog"
 	"ticketd/tickets"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const support = "support@ticketd.test"
-
-// tlog sends slog output to t.Log while the test runs.
-type tlog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tlog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tlog{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // recordingNotifier queues its mails as mail_outbox rows inside the
 // caller's transaction, the way outbound does, so tests see only what was
@@ -116,7 +93,7 @@ func newEnv(t *testing.T, edit ...func(*inbound.Options)) *env {
 	e := &env{t: t, pool: pool, st: tickets.NewStore(pool), keys: keys, notifier: &recordingNotifier{}}
 	e.opt = inbound.Options{
 		Pool:               pool,
-		Logger:             testLogger(t),
+		Logger:             testlog.New(t),
 		SupportAddress:     support,
 		Aliases:            []string{"help@ticketd.test"},
 		Keys:               keys,

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ticketd/inbound"
+	"ticketd/testlog"
 	"ticketd/tickets"
 )
 
@@ -98,7 +99,7 @@ func newReprocessEnv(t *testing.T) *reprocessEnv {
 
 func (e *reprocessEnv) run(rg inbound.ReprocessRange) inbound.ReprocessReport {
 	e.t.Helper()
-	rp := inbound.NewReprocessor(inbound.ReprocessOptions{Pool: e.pool, Logger: testLogger(e.t), BatchSize: 2})
+	rp := inbound.NewReprocessor(inbound.ReprocessOptions{Pool: e.pool, Logger: testlog.New(e.t), BatchSize: 2})
 	rep, err := rp.Run(context.Background(), rg)
 	if err != nil {
 		e.t.Fatal(err)
