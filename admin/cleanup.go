@@ -21,8 +21,9 @@ type CleanupOptions struct {
 }
 
 // RunCleanup deletes expired sessions, old sign-in links and old sign-in
-// attempts every o.Every until ctx ends. Any replica may run it; the
-// deletes are idempotent.
+// attempts, and builds the search documents of tickets that no change has
+// reached since intake (tickets.Store.IndexSearch), every o.Every until ctx
+// ends. Any replica may run it; each step is idempotent.
 func RunCleanup(ctx context.Context, o CleanupOptions) error {
 	if o.Store == nil {
 		return fmt.Errorf("admin: CleanupOptions.Store is required")
@@ -61,5 +62,21 @@ func cleanupOnce(ctx context.Context, o CleanupOptions) {
 	}
 	if n > 0 {
 		o.Logger.Debug("web cleanup", "deleted", n)
+	}
+	const batch = 500
+	for ctx.Err() == nil {
+		n, err := o.Store.IndexSearch(ctx, time.Minute, batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.Logger.Error("search indexing", "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			o.Logger.Info("tickets indexed for search", "tickets", n)
+		}
+		if n < batch {
+			return
+		}
 	}
 }

@@ -275,3 +275,15 @@ const (
 	EventCompleted     = "ticket.completed"
 	EventReplied       = "ticket.replied"
 )
+
+// searchDocument is the full-text document of ticket t in SQL. tickets.search
+// holds it from the ticket's first change after intake on (migration 0010);
+// until then it is computed as it is read.
+const searchDocument = `COALESCE(t.search, ticket_search_document(t.subject, t.summary, t.description))`
+
+// searchMatch is the SQL condition that ticket t matches the tsquery
+// expression query, written so that the GIN index on tickets.search finds the
+// indexed tickets and tickets_search_pending_idx the others.
+func searchMatch(query string) string {
+	return `(t.search @@ ` + query + ` OR (t.search IS NULL AND ticket_search_document(t.subject, t.summary, t.description) @@ ` + query + `))`
+}

@@ -122,9 +122,9 @@ func (s *Store) SimilarCompleted(ctx context.Context, text string, excludeID int
 				-- English stop words would match everything: leave them out.
 				WHERE length(lexeme) > 2 AND numnode(plainto_tsquery('english', lexeme)) > 0
 				LIMIT 64) words)
-		SELECT t.id, t.subject, t.summary, t.helpful_notes, ts_rank_cd(t.search, q.query) AS rank, t.completed_at
+		SELECT t.id, t.subject, t.summary, t.helpful_notes, ts_rank_cd(`+searchDocument+`, q.query) AS rank, t.completed_at
 		FROM tickets t, q
-		WHERE q.query IS NOT NULL AND t.status = 'completed' AND t.id <> $2 AND t.search @@ q.query
+		WHERE q.query IS NOT NULL AND t.status = 'completed' AND t.id <> $2 AND `+searchMatch("q.query")+`
 		ORDER BY rank DESC, t.completed_at DESC LIMIT $3`, text, excludeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("search similar tickets: %w", err)

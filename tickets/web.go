@@ -108,7 +108,7 @@ func (f TicketFilter) query(withStatus bool) query {
 		q.where(`t.skills @> ARRAY[%s::text]`, skill[0])
 	}
 	if s := strings.TrimSpace(f.Query); s != "" {
-		q.where(`t.search @@ websearch_to_tsquery('simple', %s)`, s)
+		q.conds = append(q.conds, searchMatch(`websearch_to_tsquery('simple', `+q.arg(s)+`)`))
 	}
 	return q
 }
@@ -138,7 +138,7 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketListIt
 		order = `t.updated_at DESC, t.id DESC`
 	case "relevance":
 		if s := strings.TrimSpace(f.Query); s != "" {
-			order = `ts_rank(t.search, websearch_to_tsquery('simple', ` + q.arg(s) + `)) DESC, t.id DESC`
+			order = `ts_rank(` + searchDocument + `, websearch_to_tsquery('simple', ` + q.arg(s) + `)) DESC, t.id DESC`
 		}
 	}
 	limit := f.Limit
@@ -580,6 +580,21 @@ func (s *Store) PruneWebState(ctx context.Context, keep time.Duration) (int64, e
 		n += tag.RowsAffected()
 	}
 	return n, nil
+}
+
+// IndexSearch builds the full-text document of up to limit tickets created
+// more than olderThan ago that no change has reached since intake, oldest
+// first, and returns how many it built. Searches find those tickets without
+// it, by computing their documents as they read them; this keeps them few.
+func (s *Store) IndexSearch(ctx context.Context, olderThan time.Duration, limit int) (int64, error) {
+	tag, err := s.db.Exec(ctx, `
+		UPDATE tickets SET search = ticket_search_document(subject, summary, description)
+		WHERE id IN (SELECT id FROM tickets WHERE search IS NULL AND created_at < now() - make_interval(secs => $1)
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`, olderThan.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("index tickets for search: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // MessageByRFCID returns the message of that direction with that RFC 5322
