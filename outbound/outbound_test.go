@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,34 +15,13 @@ import (
 	"ticketd/outbound"
 	"ticketd/pgtest"
 	"ticketd/signing"
+	"ticketd/testlog"
 	"ticketd/tickets"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const support = "support@desk.example"
-
-// tWriter sends log lines to t.Log.
-type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLog(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 type fixture struct {
 	t    testing.TB
@@ -65,7 +43,7 @@ func newFixture(t testing.TB, mod func(*outbound.NotifierOptions)) *fixture {
 		t.Fatal(err)
 	}
 	pool := pgtest.New(t)
-	f := &fixture{t: t, ctx: context.Background(), pool: pool, st: tickets.NewStore(pool), keys: keys, log: testLog(t)}
+	f := &fixture{t: t, ctx: context.Background(), pool: pool, st: tickets.NewStore(pool), keys: keys, log: testlog.New(t)}
 	o := outbound.NotifierOptions{
 		SupportAddress: support,
 		Aliases:        []string{"help@desk.example"},

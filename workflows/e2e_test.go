@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/llmfake"
 	"ticketd/workflows/triage"
@@ -193,12 +194,12 @@ func TestNoEventLostWhileInngestIsDown(t *testing.T) {
 // the rules engine decides.
 func TestTriageWithModel(t *testing.T) {
 	t.Parallel()
-	fake, err := llmfake.Start(llmfake.Options{Logger: testLogger(t)})
+	fake, err := llmfake.Start(llmfake.Options{Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Close)
-	log := testLogger(t)
+	log := testlog.New(t)
 	rules := triage.NewRules(triage.RulesOptions{})
 	llm, err := triage.New(context.Background(), triage.Config{Provider: "openai", Model: "fake-triage",
 		BaseURL: fake.URL, Timeout: 2 * time.Second}, rules, log)

@@ -9,6 +9,7 @@ import (
 	"github.com/inngest/inngestgo"
 
 	"ticketd/pgtest"
+	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/triage"
 )
@@ -20,7 +21,7 @@ import (
 func newDirect(t *testing.T, analyzer triage.Analyzer) (*Workflows, *tickets.Store, people) {
 	t.Helper()
 	pool := pgtest.New(t)
-	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Analyzer: analyzer, Logger: testLogger(t), Retries: 2})
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Analyzer: analyzer, Logger: testlog.New(t), Retries: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

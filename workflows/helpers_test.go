@@ -16,23 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/pgtest"
+	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/inngesttest"
 	"ticketd/workflows/triage"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // outboxNotifier queues a row per mail into the real mail_outbox, keyed by
 // the dedupe key as the outbound Notifier is, with the recipient it would
@@ -279,7 +269,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	s.dev = inngesttest.Start(t, devOpts)
 	log := o.log
 	if log == nil {
-		log = testLogger(t)
+		log = testlog.New(t)
 	}
 	if o.notifier == nil {
 		o.notifier = outboxNotifier{}

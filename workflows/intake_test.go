@@ -11,6 +11,7 @@ import (
 	"ticketd/outbound"
 	"ticketd/pgtest"
 	"ticketd/signing"
+	"ticketd/testlog"
 	"ticketd/tickets"
 )
 
@@ -25,7 +26,7 @@ func TestMailToTriage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t)
+	log := testlog.New(t)
 	notifier := outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: "support@desk.example", Keys: keys, Logger: log})
 	pool := pgtest.New(t)
 	s := newStack(t, stackOptions{notifier: notifier, pool: pool, log: log})

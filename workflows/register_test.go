@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ticketd/pgtest"
+	"ticketd/testlog"
 	"ticketd/workflows/llmfake"
 	"ticketd/workflows/triage"
 )
@@ -36,7 +37,7 @@ func TestRegistration(t *testing.T) {
 	}))
 	t.Cleanup(api.Close)
 	w, err := New(Options{Pool: pgtest.New(t), Notifier: outboxNotifier{}, Dev: api.URL, LLMConcurrency: 3,
-		Retries: 5, ServeOrigin: "https://desk.example.com", Logger: testLogger(t)})
+		Retries: 5, ServeOrigin: "https://desk.example.com", Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

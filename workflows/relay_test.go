@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ticketd/pgtest"
+	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/triage"
 )
@@ -17,7 +18,7 @@ func TestNotConfigured(t *testing.T) {
 	pool := pgtest.New(t)
 	st := tickets.NewStore(pool)
 	p := seedPeople(t, st)
-	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testLogger(t)})
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestSweepReemitsLostTriage(t *testing.T) {
 	pool := pgtest.New(t)
 	st := tickets.NewStore(pool)
 	p := seedPeople(t, st)
-	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testLogger(t), Dev: "1", RetriageAfter: time.Minute})
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testlog.New(t), Dev: "1", RetriageAfter: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

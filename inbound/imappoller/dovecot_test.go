@@ -2,14 +2,7 @@ package imappoller_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +16,7 @@ import (
 	"ticketd/inbound/imappoller"
 	"ticketd/inbound/imappoller/dovecot"
 	"ticketd/pgtest"
+	"ticketd/testcert"
 	"ticketd/tickets"
 )
 
@@ -60,31 +54,8 @@ func startDovecot(t testing.TB, opt dovecot.Options) *dovecot.Server {
 // certificate returns a self-signed certificate for 127.0.0.1 and a client
 // configuration trusting it.
 func certificate(t testing.TB) (*tls.Certificate, *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, &tls.Config{RootCAs: roots}
+	cert, roots := testcert.New(t)
+	return &cert, &tls.Config{RootCAs: roots}
 }
 
 func dovecotURL(scheme, addr, mailbox string) string {

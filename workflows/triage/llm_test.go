@@ -3,33 +3,21 @@ package triage_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/llmfake"
 	"ticketd/workflows/triage"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func startFake(t *testing.T, o llmfake.Options) *llmfake.Server {
 	t.Helper()
-	o.Logger = testLogger(t)
+	o.Logger = testlog.New(t)
 	f, err := llmfake.Start(o)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +30,7 @@ func startFake(t *testing.T, o llmfake.Options) *llmfake.Server {
 // OpenAI client pointed at the fake.
 func newLLM(t *testing.T, f *llmfake.Server, timeout time.Duration, concurrency int) triage.Analyzer {
 	t.Helper()
-	log := testLogger(t)
+	log := testlog.New(t)
 	a, err := triage.New(context.Background(), triage.Config{Provider: "openai", Model: "fake-triage",
 		BaseURL: f.URL, Timeout: timeout, Concurrency: concurrency},
 		triage.NewRules(triage.RulesOptions{Logger: log}), log)
