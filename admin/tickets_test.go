@@ -296,7 +296,7 @@ func TestTicketActions(t *testing.T) {
 	ctx := context.Background()
 	tk := e.ticket("Printer on fire", "it is on fire", e.req, nil, "")
 	cc := e.user("boss@example.com", "The Boss", tickets.RoleUser, nil)
-	if err := e.st.AddParticipant(ctx, tk.ID, cc.ID, "cc"); err != nil {
+	if err := e.st.AddParticipant(ctx, tk.ID, cc.ID); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client()

@@ -354,7 +354,7 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		if err != nil {
 			return Result{}, err
 		}
-		if err := st.QueueParticipant(ctx, t.ID, u.ID, "cc"); err != nil {
+		if err := st.QueueParticipant(ctx, t.ID, u.ID); err != nil {
 			return Result{}, err
 		}
 	}

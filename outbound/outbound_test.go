@@ -78,7 +78,7 @@ func (f *fixture) ticket(req tickets.User, subject, text, openingID string, cc .
 	}
 	var ccAddrs []string
 	for _, u := range cc {
-		if err := f.st.AddParticipant(f.ctx, tk.ID, u.ID, "cc"); err != nil {
+		if err := f.st.AddParticipant(f.ctx, tk.ID, u.ID); err != nil {
 			f.t.Fatal(err)
 		}
 		ccAddrs = append(ccAddrs, u.Email)

@@ -360,25 +360,23 @@ func (s *Store) later(ctx context.Context, what, sql string, args ...any) error 
 	return nil
 }
 
-// QueueTicket opens a ticket in To-Do under an id taken from its sequence
-// and makes its requester a participant, like CreateTicket.
+// QueueTicket opens a ticket in To-Do under an id taken from its sequence,
+// like CreateTicket.
 func (s *Store) QueueTicket(ctx context.Context, id int64, n NewTicket) error {
 	if n.AutoKind == "" {
 		n.AutoKind = "none"
 	}
-	if err := s.later(ctx, "insert ticket", `
+	return s.later(ctx, "insert ticket", `
 		INSERT INTO tickets (id, subject, description, requester_id, auto_kind, linked_ticket_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID); err != nil {
-		return err
-	}
-	return s.QueueParticipant(ctx, id, n.RequesterID, "requester")
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID)
 }
 
-// QueueParticipant adds a user to a ticket's people, like AddParticipant.
-func (s *Store) QueueParticipant(ctx context.Context, ticketID, userID int64, kind string) error {
+// QueueParticipant adds a person copied on a ticket, who is not its
+// requester, to its people, like AddParticipant.
+func (s *Store) QueueParticipant(ctx context.Context, ticketID, userID int64) error {
 	return s.later(ctx, fmt.Sprintf("insert participant %d of ticket %d", userID, ticketID), `
-		INSERT INTO ticket_participants (ticket_id, user_id, kind)
-		VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, ticketID, userID, kind)
+		INSERT INTO ticket_participants (ticket_id, user_id)
+		VALUES ($1, $2) ON CONFLICT DO NOTHING`, ticketID, userID)
 }
 
 // QueueMessage adds a message to a ticket's thread under m.ID, taken from

@@ -3,6 +3,7 @@ package tickets_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,5 +152,46 @@ func TestParseStatusAliases(t *testing.T) {
 	}
 	if _, err := tickets.ParseStatus("maybe"); err == nil {
 		t.Error("ParseStatus accepted maybe")
+	}
+}
+
+// TestParticipants: a ticket's people are its requester, then those copied
+// on it, each once; the requester is never stored as a copied person.
+func TestParticipants(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	req, _ := s.CreateUser(ctx, tickets.NewUser{Email: "req@example.com"})
+	cc, _ := s.CreateUser(ctx, tickets.NewUser{Email: "cc@example.com"})
+	tk, err := s.CreateTicket(ctx, tickets.NewTicket{Subject: "s", RequesterID: req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{cc.ID, req.ID, cc.ID} {
+		if err := s.AddParticipant(ctx, tk.ID, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	people, err := s.Participants(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var emails []string
+	for _, p := range people {
+		emails = append(emails, p.Email)
+	}
+	if want := []string{"req@example.com", "cc@example.com"}; !slices.Equal(emails, want) {
+		t.Fatalf("participants %v, want %v", emails, want)
+	}
+	var rows int
+	if err := s.DB().QueryRow(ctx, `SELECT count(*) FROM ticket_participants WHERE ticket_id = $1`, tk.ID).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("%d participant rows (%v), want 1: the copied person", rows, err)
+	}
+	for _, email := range []string{"REQ@example.com", "cc@example.com"} {
+		if ok, err := s.IsParticipant(ctx, tk.ID, email); err != nil || !ok {
+			t.Errorf("IsParticipant(%s) = %v, %v; want true", email, ok, err)
+		}
+	}
+	if ok, _ := s.IsParticipant(ctx, tk.ID, "stranger@example.com"); ok {
+		t.Error("a stranger is a participant")
 	}
 }

@@ -60,27 +60,30 @@ func (s *Store) CreateTicket(ctx context.Context, n NewTicket) (Ticket, error) {
 	if err != nil {
 		return Ticket{}, fmt.Errorf("insert ticket: %w", err)
 	}
-	if err := s.AddParticipant(ctx, t.ID, n.RequesterID, "requester"); err != nil {
-		return Ticket{}, err
-	}
 	return t, nil
 }
 
-// AddParticipant adds a user to a ticket's people; adding one twice is a no-op.
-func (s *Store) AddParticipant(ctx context.Context, ticketID, userID int64, kind string) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO ticket_participants (ticket_id, user_id, kind)
-		VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, ticketID, userID, kind)
+// AddParticipant adds a person copied on a ticket to its people; adding one
+// twice is a no-op. The requester is one of a ticket's people already.
+func (s *Store) AddParticipant(ctx context.Context, ticketID, userID int64) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO ticket_participants (ticket_id, user_id)
+		SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM tickets WHERE id = $1 AND requester_id = $2)
+		ON CONFLICT DO NOTHING`, ticketID, userID)
 	if err != nil {
 		return fmt.Errorf("insert participant %d of ticket %d: %w", userID, ticketID, err)
 	}
 	return nil
 }
 
-// Participants lists a ticket's requester and CC'd people.
+// Participants lists a ticket's requester, then the people copied on it.
 func (s *Store) Participants(ctx context.Context, ticketID int64) ([]User, error) {
-	users, err := collectUsers(s.db.Query(ctx, `SELECT `+prefixed("u", userColumns)+`
-		FROM ticket_participants p JOIN users u ON u.id = p.user_id
-		WHERE p.ticket_id = $1 ORDER BY p.kind DESC, p.created_at, u.id`, ticketID))
+	users, err := collectUsers(s.db.Query(ctx, `
+		SELECT `+prefixed("u", userColumns)+` FROM (
+			SELECT requester_id AS user_id, 0 AS ord, created_at FROM tickets WHERE id = $1
+			UNION ALL
+			SELECT p.user_id, 1, p.created_at FROM ticket_participants p JOIN tickets t ON t.id = p.ticket_id
+			WHERE p.ticket_id = $1 AND p.user_id <> t.requester_id) p
+		JOIN users u ON u.id = p.user_id ORDER BY p.ord, p.created_at, u.id`, ticketID))
 	if err != nil {
 		return nil, fmt.Errorf("select participants of ticket %d: %w", ticketID, err)
 	}
@@ -96,7 +99,7 @@ func (s *Store) IsParticipant(ctx context.Context, ticketID int64, email string)
 			SELECT 1 FROM ticket_participants p JOIN users u ON u.id = p.user_id
 			WHERE p.ticket_id = $1 AND lower(u.email) = lower($2)
 			UNION ALL
-			SELECT 1 FROM tickets t JOIN users u ON u.id = t.assignee_id
+			SELECT 1 FROM tickets t JOIN users u ON u.id IN (t.requester_id, t.assignee_id)
 			WHERE t.id = $1 AND lower(u.email) = lower($2))`, ticketID, NormalizeEmail(email)).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("check participant of ticket %d: %w", ticketID, err)

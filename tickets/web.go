@@ -63,7 +63,9 @@ func (q *query) scope(sc Scope) {
 	switch {
 	case sc.All:
 	case sc.ParticipantID != 0:
-		q.where(`EXISTS (SELECT 1 FROM ticket_participants p WHERE p.ticket_id = t.id AND p.user_id = %s)`, sc.ParticipantID)
+		id := q.arg(sc.ParticipantID)
+		q.conds = append(q.conds, `t.id IN (SELECT id FROM tickets WHERE requester_id = `+id+
+			` UNION ALL SELECT ticket_id FROM ticket_participants WHERE user_id = `+id+`)`)
 	case sc.AssigneeID != 0 && sc.Unassigned:
 		q.where(`(t.assignee_id = %s OR t.assignee_id IS NULL)`, sc.AssigneeID)
 	case sc.AssigneeID != 0:

@@ -23,7 +23,7 @@ func TestVisibleTicketScopes(t *testing.T) {
 	adm, _ := s.CreateUser(ctx, tickets.NewUser{Email: "adm@example.com", Role: tickets.RoleAdmin})
 	assigned, _ := s.CreateTicket(ctx, tickets.NewTicket{Subject: "assigned", RequesterID: req.ID})
 	open, _ := s.CreateTicket(ctx, tickets.NewTicket{Subject: "open", RequesterID: req.ID})
-	if err := s.AddParticipant(ctx, assigned.ID, cc.ID, "cc"); err != nil {
+	if err := s.AddParticipant(ctx, assigned.ID, cc.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.InTx(ctx, func(tx *tickets.Store) error {
