@@ -530,7 +530,7 @@ func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (Ticke
 		SELECT `+prefixed("t", ticketColumns)+`, ids.id
 		FROM unnest($1::text[]) WITH ORDINALITY AS ids(id, ord)
 		CROSS JOIN LATERAL (
-			SELECT ticket_id FROM messages WHERE message_id = ids.id
+			SELECT ticket_id FROM messages WHERE direction IN ('inbound', 'outbound') AND message_id = ids.id
 			UNION ALL
 			SELECT ticket_id FROM mail_outbox WHERE message_id = ids.id AND ticket_id IS NOT NULL
 			LIMIT 1) m

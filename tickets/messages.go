@@ -106,7 +106,7 @@ func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (ticketID i
 			continue
 		}
 		err := s.db.QueryRow(ctx, `
-			SELECT ticket_id FROM messages WHERE message_id = $1
+			SELECT ticket_id FROM messages WHERE direction IN ('inbound', 'outbound') AND message_id = $1
 			UNION ALL
 			SELECT ticket_id FROM mail_outbox WHERE message_id = $1 AND ticket_id IS NOT NULL
 			LIMIT 1`, id).Scan(&ticketID)

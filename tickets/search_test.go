@@ -96,3 +96,38 @@ func TestSearchBeforeAndAfterIndexing(t *testing.T) {
 		t.Fatalf("after IndexSearch, password finds %v, want [%d]", got, login.ID)
 	}
 }
+
+// TestSkillFilter: the skill filter finds the tickets that need the skill,
+// and none whose skills are not set yet.
+func TestSkillFilter(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	adm, _ := s.CreateUser(ctx, tickets.NewUser{Email: "adm@example.com", Role: tickets.RoleAdmin})
+	req, _ := s.CreateUser(ctx, tickets.NewUser{Email: "req@example.com"})
+	var ids []int64
+	for _, subject := range []string{"printer", "network", "untriaged"} {
+		tk, err := s.CreateTicket(ctx, tickets.NewTicket{Subject: subject, RequesterID: req.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	for i, skills := range [][]string{{"printers", "hardware"}, {"networking"}} {
+		if _, err := s.SetSkills(ctx, ids[i], skills, tickets.Actor{Channel: tickets.ChannelSystem}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for skill, want := range map[string][]int64{"printers": {ids[0]}, "hardware": {ids[0]}, "networking": {ids[1]}, "billing": nil} {
+		items, _, err := s.ListTickets(ctx, tickets.TicketFilter{Scope: tickets.ScopeFor(adm, false), Skill: skill})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, it := range items {
+			got = append(got, it.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("skill %s: tickets %v, want %v", skill, got, want)
+		}
+	}
+}

@@ -154,7 +154,7 @@ func (s *Store) TracesByMessageID(ctx context.Context, id string) ([]Trace, erro
 	out, err := collectTraces(s.db.Query(ctx, `SELECT `+traceColumns+` FROM mail_traces
 		WHERE message_id = $1
 			OR raw_message_id IN (SELECT raw_message_id FROM messages
-				WHERE message_id = $1 AND raw_message_id IS NOT NULL)
+				WHERE direction = 'inbound' AND message_id = $1 AND raw_message_id IS NOT NULL)
 			OR raw_message_id IN (SELECT raw_message_id FROM quarantine WHERE message_id = $1)
 		ORDER BY id`, id))
 	if err != nil {

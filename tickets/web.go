@@ -107,7 +107,8 @@ func (f TicketFilter) query(withStatus bool) query {
 		q.where(`t.assignee_id = %s`, f.AssigneeID)
 	}
 	if skill := NormalizeSkills([]string{f.Skill}); len(skill) == 1 {
-		q.where(`t.skills @> ARRAY[%s::text]`, skill[0])
+		// skills <> '{}' lets the planner use tickets_skills_idx.
+		q.where(`t.skills @> ARRAY[%s::text] AND t.skills <> '{}'`, skill[0])
 	}
 	if s := strings.TrimSpace(f.Query); s != "" {
 		q.conds = append(q.conds, searchMatch(`websearch_to_tsquery('simple', `+q.arg(s)+`)`))
