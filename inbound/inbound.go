@@ -217,7 +217,7 @@ var validSources = map[string]bool{"smtp": true, "imap": true, "web": true, "api
 // same Message-ID from the same sender) returns the earlier Result with
 // Duplicate set and stores nothing. An error wrapping ErrRejected is
 // permanent; any other error means nothing was stored and the mail should
-// be offered again later.
+// be offered again later. raw must not change until Deliver returns.
 func (in *Intake) Deliver(ctx context.Context, raw []byte, src Source) (res Result, err error) {
 	defer func() {
 		// A bug must not take the receiver down with it: the mail is

@@ -54,6 +54,5 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 		printf '%-40s | %-26s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
 	done
 	grep -E '^peak RSS|^goal' "$out/intake.txt" || true
-	echo "memory, 4 connections each sending two 25 MB mails (base64 attachments), each server a fresh process:"
-	grep -E 'goal below 200 MB' "$out/intake.txt" || true
+	grep -E '^Memory:|goal below 200 MB' "$out/intake.txt" || true
 } | tee "$out/summary.txt"

@@ -87,8 +87,8 @@ func (b *bench) imapRow(ctx context.Context) error {
 		return err
 	}
 	defer srv.stop()
-	one := loadCount(srv.addr, 1, 1<<10, n, "imapcmp1")
-	eight := loadCount(srv.addr, 8, 1<<10, n/8, "imapcmp8")
+	one := loadCount(srv.addr, 1, mailBody(1<<10), n, "imapcmp1")
+	eight := loadCount(srv.addr, 8, mailBody(1<<10), n/8, "imapcmp8")
 	fmt.Fprintf(b.out, "IMAP   %d mails in %.1fs: %.1f mails/s\n", n, imapTime.Seconds(), imapRate)
 	fmt.Fprintf(b.out, "SMTP   the same mails over 1 connection: %.1f mails/s%s -> IMAP/SMTP %.2f\n",
 		one.rate(), errNote(one), imapRate/one.rate())

@@ -56,18 +56,17 @@ func (r result) pct(p int) time.Duration {
 }
 
 // load runs clients connections sending mail of about size bytes for d.
-func load(addr string, clients, size int, d time.Duration, prefix string) result {
+func load(addr string, clients int, body []byte, d time.Duration, prefix string) result {
 	deadline := time.Now().Add(d)
-	return drive(addr, clients, size, prefix, func(int) bool { return time.Now().Before(deadline) })
+	return drive(addr, clients, body, prefix, func(int) bool { return time.Now().Before(deadline) })
 }
 
 // loadCount has each of clients connections send n mails.
-func loadCount(addr string, clients, size, n int, prefix string) result {
-	return drive(addr, clients, size, prefix, func(i int) bool { return i < n })
+func loadCount(addr string, clients int, body []byte, n int, prefix string) result {
+	return drive(addr, clients, body, prefix, func(i int) bool { return i < n })
 }
 
-func drive(addr string, clients, size int, prefix string, more func(i int) bool) result {
-	body := mailBody(size)
+func drive(addr string, clients int, body []byte, prefix string, more func(i int) bool) result {
 	var (
 		mu  sync.Mutex
 		res result
@@ -174,6 +173,18 @@ const prose = "Hello, since this morning I cannot log in to the customer portal.
 	"The page says my password is wrong, but I reset it twice and the reset mail arrives. " +
 	"I tried Firefox and Chrome, cleared the cache, and a colleague has the same problem. " +
 	"Could you have a look? We need the invoices from there before Friday. Thanks a lot. "
+
+// textBody is the rest of a plain-text mail of about size bytes, such as a
+// pasted log.
+func textBody(size int) []byte {
+	b := make([]byte, 0, size+200)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\n\r\n"...)
+	line := wrap(prose)
+	for len(b) < size {
+		b = append(b, line...)
+	}
+	return b
+}
 
 // mailBody is the rest of a mail of about size bytes: plain text when small,
 // else text with a base64 attachment, as large mail usually is.

@@ -194,7 +194,7 @@ func (b *bench) smtpRows(ctx context.Context) error {
 		"clients", "mail", "mails/s", "p50", "p99", "mails/s", "p50", "p99", "mails/s", "p50", "p99", "baseline rate")
 	// Warm up: connections to PostgreSQL, the runtime, the caches.
 	for _, srv := range []*server{tk, rc, bl} {
-		loadCount(srv.addr, 4, 1<<10, 50, "warm-"+srv.kind)
+		loadCount(srv.addr, 4, mailBody(1<<10), 50, "warm-"+srv.kind)
 	}
 	b.resetStatements(ctx)
 	var waits waitSampler
@@ -216,6 +216,7 @@ func (b *bench) smtpRows(ctx context.Context) error {
 	}
 	for _, kb := range sizes {
 		size := kb << 10
+		body := mailBody(size)
 		for _, clients := range clientCounts {
 			label := fmt.Sprintf("%dKB", size>>10)
 			// Each row runs in slices, the servers taking turns in a
@@ -232,7 +233,7 @@ func (b *bench) smtpRows(ctx context.Context) error {
 					srv := servers[(i+slice)%len(servers)]
 					s0, p0 := cpuOf(srv.cmd.Process.Pid), b.postgresCPU()
 					waits.set(srv == tk)
-					r := load(srv.addr, clients, size, *duration/time.Duration(*slices),
+					r := load(srv.addr, clients, body, *duration/time.Duration(*slices),
 						fmt.Sprintf("%s%d-%d-%d", srv.kind, clients, size, slice))
 					waits.set(false)
 					if srv == tk {
@@ -295,8 +296,26 @@ func (b *bench) memoryRow(ctx context.Context) error {
 		return err
 	}
 	const size = 25_000_000
-	fmt.Fprintf(b.out, "Memory: %d connections each sending %d mails of %.0f MB (a PDF-like base64 attachment), into a fresh process\n",
-		*bigConns, *bigMails, float64(size)/1e6)
+	for _, mail := range []struct {
+		what string
+		body []byte
+	}{
+		{"a PDF-like base64 attachment", mailBody(size)},
+		{"plain text, such as a pasted log", textBody(size)},
+	} {
+		fmt.Fprintf(b.out, "Memory: %d connections each sending %d mails of %.0f MB (%s), into a fresh process\n",
+			*bigConns, *bigMails, float64(size)/1e6, mail.what)
+		if err := b.memoryRows(url, mail.body); err != nil {
+			return err
+		}
+		fmt.Fprintln(b.out)
+	}
+	return nil
+}
+
+// memoryRows sends body from *bigConns connections into a fresh process of
+// each server and reports the process's peak RSS.
+func (b *bench) memoryRows(url string, body []byte) error {
 	variants := []struct {
 		label, kind string
 		env         []string
@@ -313,7 +332,7 @@ func (b *bench) memoryRow(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res := loadCount(srv.addr, *bigConns, size, *bigMails, fmt.Sprintf("mem-%d", time.Now().UnixNano()))
+		res := loadCount(srv.addr, *bigConns, body, *bigMails, fmt.Sprintf("mem-%d", time.Now().UnixNano()))
 		rss := srv.peakRSS()
 		srv.stop()
 		line := fmt.Sprintf("%-28s peak RSS %s, %d mails in %.1fs, p50 %s", v.label, mb(rss), res.n, res.elapsed.Seconds(), ms(res.pct(50)))
@@ -329,7 +348,6 @@ func (b *bench) memoryRow(ctx context.Context) error {
 		}
 		fmt.Fprintln(b.out, line)
 	}
-	fmt.Fprintln(b.out)
 	return nil
 }
 

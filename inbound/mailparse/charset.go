@@ -58,11 +58,12 @@ func normCharset(cs string) string {
 // windows-1252. An unknown charset falls back the same way, noted in
 // Problems.
 func charsetText(b []byte, cs string, m *Message) string {
+	if textAsIs(b, cs) {
+		return string(b)
+	}
 	cs = normCharset(cs)
 	if cs == "" || cs == "utf-8" {
-		if utf8.Valid(b) {
-			return string(b)
-		}
+		// Invalid UTF-8.
 		if cs == "utf-8" && m != nil {
 			m.problem("invalid UTF-8 read byte by byte as windows-1252")
 		}
@@ -79,10 +80,6 @@ func charsetText(b []byte, cs string, m *Message) string {
 		}
 		return string(b)
 	}
-	if isASCII(b) && !strings.Contains(cs, "utf-16") && !strings.Contains(cs, "utf-32") &&
-		!strings.Contains(cs, "2022") && !strings.Contains(cs, "utf-7") && cs != "hz-gb-2312" {
-		return string(b)
-	}
 	r, err := charset.Reader(cs, bytes.NewReader(b))
 	if err == nil {
 		out, err := io.ReadAll(r)
@@ -97,6 +94,17 @@ func charsetText(b []byte, cs string, m *Message) string {
 		return string(b)
 	}
 	return mixedUTF8(b)
+}
+
+// textAsIs reports whether text of charset cs reads as its own bytes: UTF-8
+// (or no charset) that is valid, or ASCII in a charset that extends it.
+func textAsIs(b []byte, cs string) bool {
+	cs = normCharset(cs)
+	if cs == "" || cs == "utf-8" {
+		return utf8.Valid(b)
+	}
+	return isASCII(b) && !strings.Contains(cs, "utf-16") && !strings.Contains(cs, "utf-32") &&
+		!strings.Contains(cs, "2022") && !strings.Contains(cs, "utf-7") && cs != "hz-gb-2312"
 }
 
 // toUTF8 is charsetText without a message to note problems in.

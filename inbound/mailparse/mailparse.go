@@ -143,7 +143,9 @@ func (o Options) withDefaults() Options {
 }
 
 // Parse reads one RFC 5322 message. It never fails: whatever is broken is
-// recovered as well as possible and noted in Problems.
+// recovered as well as possible and noted in Problems. Parse does not
+// change raw, and the Message may share its memory (a large text part's
+// text does): raw must not change while the Message is in use.
 func Parse(raw []byte, opt Options) (m *Message) {
 	m = &Message{}
 	defer func() {

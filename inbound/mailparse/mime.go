@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"path"
 	"strings"
+	"unsafe"
 )
 
 // parser walks the MIME tree of one message.
@@ -22,6 +23,21 @@ type parser struct {
 	topType  string
 	topParam map[string]string
 	charset  string // the message's charset, for 8-bit headers
+}
+
+// shareTextBytes is the size from which a body part's text shares the
+// bytes of the mail instead of being copied (bodyText).
+const shareTextBytes = 1 << 20
+
+// bodyText is the text of a text/plain body part: charsetText, except that
+// a large part whose bytes are its text as they are shares them, so that a
+// mail of 25 MB of text is not held twice while it is delivered. Small
+// parts are copied, so that their text does not keep a large mail alive.
+func bodyText(data []byte, cs string, m *Message) string {
+	if len(data) >= shareTextBytes && textAsIs(data, cs) {
+		return unsafe.String(unsafe.SliceData(data), len(data))
+	}
+	return charsetText(data, cs, m)
 }
 
 // content is the readable text of one entity.
@@ -233,7 +249,7 @@ func (p *parser) entity(h header, body []byte, pos partPos) content {
 		}
 		return content{text: htmlToText(html, false), html: html, isHTML: true}
 	}
-	text := normalizeNewlines(charsetText(data, cs, m))
+	text := normalizeNewlines(bodyText(data, cs, m))
 	if strings.EqualFold(params["format"], "flowed") {
 		text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
 	}
@@ -748,10 +764,10 @@ func cleanText(s string) string {
 		}
 		return r
 	}, s)
-	if !strings.HasPrefix(s, "\n") && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, " ") && !strings.HasSuffix(s, "\t") &&
-		!strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
-		// Clean already, as most text is: no copy of a large text.
-		return s
+	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
+		// No line but the last ends in blanks, as in most text: trim
+		// without copying a large text.
+		return strings.Trim(strings.TrimRight(s, " \t"), "\n")
 	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
