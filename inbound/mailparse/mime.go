@@ -747,23 +747,24 @@ func stripEnriched(s string) string {
 	return b.String()
 }
 
+// textRune keeps line breaks and tabs, drops NUL, other control characters
+// and byte order marks, and makes no-break spaces plain ones.
+func textRune(r rune) rune {
+	switch {
+	case r == '\n' || r == '\t':
+		return r
+	case r < 0x20 || r == 0x7f, r == '\ufeff':
+		return -1
+	case r == '\u00a0':
+		return ' '
+	}
+	return r
+}
+
 // cleanText makes decoded text presentable: LF line breaks, no NUL or
 // other control characters, no trailing white space on lines.
 func cleanText(s string) string {
-	s = normalizeNewlines(s)
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r < 0x20 || r == 0x7f:
-			return -1
-		case r == '\u00a0':
-			return ' '
-		case r == '\ufeff':
-			return -1
-		}
-		return r
-	}, s)
+	s = strings.Map(textRune, normalizeNewlines(s))
 	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
 		// No line but the last ends in blanks, as in most text: trim
 		// without copying a large text.
