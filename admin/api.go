@@ -338,9 +338,7 @@ func (s *server) apiDetail(r *http.Request, v *viewer, id int64) (apiTicketDetai
 			AuthorID: m.AuthorID, MessageID: m.MessageID, From: apiAddress{Name: m.FromName, Address: m.FromAddress},
 			To: nonNil(m.ToAddresses), Cc: nonNil(m.CcAddresses), Subject: m.Subject, Text: m.TextBody,
 			Reply: m.ReplyText, AutoKind: m.AutoKind, CreatedAt: m.CreatedAt, Attachments: []apiAttachment{}}
-		if m.HTMLBody != "" {
-			am.HTML = string(s.san.HTML(m.HTMLBody, false))
-		}
+		var links []AttachmentLink
 		for _, a := range atts {
 			if a.MessageID != m.ID {
 				continue
@@ -350,6 +348,10 @@ func (s *server) apiDetail(r *http.Request, v *viewer, id int64) (apiTicketDetai
 				aa.URL = s.link(base + strconv.FormatInt(t.ID, 10) + "/attachments/" + strconv.FormatInt(a.ID, 10))
 			}
 			am.Attachments = append(am.Attachments, aa)
+			links = append(links, AttachmentLink{AttachmentInfo: a, URL: aa.URL})
+		}
+		if m.HTMLBody != "" {
+			am.HTML = string(s.san.HTML(m.HTMLBody, false, partURLs(links)))
 		}
 		out.Messages = append(out.Messages, am)
 	}

@@ -1,9 +1,12 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -183,13 +186,20 @@ func TestBrowser(t *testing.T) {
 	e.ticket("Invoice sent twice", "I got the invoice twice.", e.req2, &e.mod2, tickets.PriorityMedium)
 	e.ticket("Password reset mail never arrives", "No mail.", e.req2, nil, tickets.PriorityLow)
 	evil := e.ticket("Newsletter with tricks", "see the html", e.req, &e.mod, tickets.PriorityLow)
-	if _, err := e.st.InsertMessage(ctx, tickets.Message{TicketID: evil.ID, Direction: tickets.Inbound,
+	news, err := e.st.InsertMessage(ctx, tickets.Message{TicketID: evil.ID, Direction: tickets.Inbound,
 		MessageID: "evil-1@example.net", FromAddress: e.req.Email, FromName: e.req.Name, TextBody: "plain part",
 		HTMLBody: `<h2>Monthly news</h2><p>Read <a id="jslink" href="javascript:window.pwned='link'">this</a> and <a href="https://example.org/news">that</a>.</p>` +
 			`<script>window.pwned = 'script'</script>` +
 			`<img id="evilimg" src="x" onerror="window.pwned='onerror'">` +
 			`<img src="https://tracker.example/pixel.gif" alt="tracking pixel">` +
-			`<p style="color:red" onmouseover="window.pwned='hover'">styled</p>`}); err != nil {
+			`<img id="inline" src="cid:logo@news.example" alt="logo">` +
+			`<p style="color:red" onmouseover="window.pwned='hover'">styled</p>`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logo := pngImage(t, 24, 12)
+	if _, err := e.st.InsertAttachment(ctx, tickets.Attachment{MessageID: news.ID, Filename: "logo.png", ContentType: "image/png",
+		ContentID: "logo@news.example", Inline: true, Size: int64(len(logo)), SHA256: make([]byte, 32), Data: logo}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.pool.Exec(ctx, `INSERT INTO ai_decisions (ticket_id, provider, model, input_hash) VALUES ($1, 'rules', '', '\x00')`, target.ID); err != nil {
@@ -289,13 +299,18 @@ func TestBrowser(t *testing.T) {
 		jsLinks: [...document.querySelectorAll('a[href]')].filter(a => a.href.trim().toLowerCase().startsWith('javascript:')).length,
 		handlers: [...document.querySelectorAll('.mail-html *')].filter(el => [...el.attributes].some(a => a.name.startsWith('on'))).length,
 		styles: document.querySelectorAll('.mail-html [style]').length,
-		remoteImages: [...document.querySelectorAll('.mail-html img')].filter(i => i.hasAttribute('src')).length,
+		remoteImages: [...document.querySelectorAll('.mail-html img')].filter(i => i.hasAttribute('src') && i.id !== 'inline').length,
 		pageScripts: document.scripts.length,
 	})`)
 	for k, v := range checks {
 		if v != 0 {
 			t.Errorf("the mail's HTML kept %d %s", v, k)
 		}
+	}
+	// Its inline image comes from the mail's own part, on this site.
+	b.run("wait for the inline image", chromedp.Poll[chromedp.Void](`document.getElementById('inline').complete`, chromedp.WithPollingTimeout(10*time.Second)))
+	if got := eval[int](b, `document.getElementById('inline').naturalWidth`); got != 24 {
+		t.Errorf("the inline image shows %d pixels wide, want 24 (src %s)", got, eval[string](b, `document.getElementById('inline').src`))
 	}
 	b.run("click the mail's first link",
 		chromedp.Click(chromedp.CSS(`.mail-html a`)),
@@ -337,4 +352,18 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("console: %s", m)
 		}
 	}
+}
+
+// pngImage encodes a w×h PNG.
+func pngImage(t testing.TB, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

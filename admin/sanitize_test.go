@@ -2,11 +2,13 @@ package admin_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
 
 	"ticketd/admin"
+	"ticketd/inbound"
 	"ticketd/tickets"
 )
 
@@ -36,9 +38,15 @@ func TestSanitizer(t *testing.T) {
 		{"inline data image kept", `<img src="data:image/png;base64,iVBORw0KGgo=" alt="x">`, false, nil, []string{"data:image/png;base64"}},
 		{"links lose the referrer", `<a href="https://example.org/help">help</a>`, false, nil,
 			[]string{`href="https://example.org/help"`, "noreferrer", "nofollow", `target="_blank"`}},
+		{"inline part shown", `<img src="cid:chart.png@01DA" alt="chart">`, false, []string{"cid:"},
+			[]string{`src="/tickets/1/attachments/7"`, `alt="chart"`}},
+		{"inline part, URL-encoded", `<img src="cid:part1%2E0609@example.com">`, false, []string{"cid:"},
+			[]string{`src="/tickets/1/attachments/8?a=1&amp;b=2"`}},
+		{"unknown part dropped", `<img src="cid:missing@01DA" alt="gone">`, false, []string{"cid:", "src="}, []string{`alt="gone"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := strings.ToLower(string(s.HTML(tc.in, tc.remote)))
+			parts := map[string]string{"chart.png@01DA": "/tickets/1/attachments/7", "part1.0609@example.com": "/tickets/1/attachments/8?a=1&b=2"}
+			out := strings.ToLower(string(s.HTML(tc.in, tc.remote, func(cid string) string { return parts[cid] })))
 			for _, a := range tc.absent {
 				if strings.Contains(out, strings.ToLower(a)) {
 					t.Errorf("output keeps %q: %s", a, out)
@@ -99,5 +107,54 @@ func TestMailHTMLOnPages(t *testing.T) {
 				t.Errorf("CSP %q lacks %q", csp, tc.csp)
 			}
 		})
+	}
+}
+
+// TestInlineImagesOnPages: an HTML mail's inline image (multipart/related,
+// cid: URL) shows on the staff page and in the API from its kept attachment,
+// which serves the image's bytes.
+func TestInlineImagesOnPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	raw := "From: Rita Requester <req@example.com>\r\nTo: " + support + "\r\nSubject: Chart is wrong\r\n" +
+		"Message-ID: <inline-1@example.com>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n" +
+		"--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+		"<p>See the chart:</p><img src=\"cid:chart.png@01DA\" alt=\"chart\"><img src=\"cid:nowhere@01DA\" alt=\"gone\">\r\n" +
+		"--rel\r\nContent-Type: image/png; name=\"chart.png\"\r\nContent-ID: <chart.png@01DA>\r\n" +
+		"Content-Disposition: inline; filename=\"chart.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(png) + "\r\n--rel--\r\n"
+	res, err := e.intake.Deliver(ctx, []byte(raw), inbound.Source{Kind: "smtp", MailFrom: e.req.Email, RcptTo: []string{support}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aid int64
+	if err := e.pool.QueryRow(ctx, `SELECT id FROM attachments WHERE message_id = $1 AND content_id = 'chart.png@01DA'`, res.MessageID).Scan(&aid); err != nil {
+		t.Fatal(err)
+	}
+	att := "/tickets/" + itoa(res.TicketID) + "/attachments/" + itoa(aid)
+
+	c := e.client()
+	c.signIn(e.admin)
+	page := c.get("/tickets/" + itoa(res.TicketID) + "?view=html")
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("ticket page: %d", page.StatusCode)
+	}
+	if want := `<img src="` + att + `" alt="chart"`; !strings.Contains(page.body, want) {
+		t.Errorf("page lacks %s", want)
+	}
+	if strings.Contains(page.body, "cid:") || !strings.Contains(page.body, `<img alt="gone"`) {
+		t.Error("an image of no kept part keeps its cid: address")
+	}
+	img := c.get(att)
+	if img.StatusCode != http.StatusOK || img.Header.Get("Content-Type") != "image/png" || img.body != string(png) {
+		t.Errorf("inline image: %d %q, %d bytes", img.StatusCode, img.Header.Get("Content-Type"), len(img.body))
+	}
+
+	api := e.api(e.token(e.admin), "GET", "/tickets/"+itoa(res.TicketID), "")
+	if api.StatusCode != http.StatusOK || !strings.Contains(api.body, `src=\"`+e.srv.URL+att+`\"`) {
+		t.Errorf("API ticket: %d, html without the image's address %s: %s", api.StatusCode, e.srv.URL+att, api.body)
 	}
 }

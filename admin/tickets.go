@@ -321,11 +321,24 @@ func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, 
 			e.FullText = full
 		}
 		if showHTML && e.HasHTML {
-			e.HTML = s.san.HTML(m.HTMLBody, remoteImages)
+			e.HTML = s.san.HTML(m.HTMLBody, remoteImages, partURLs(e.Attachments))
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// partURLs gives the address of a message's kept attachment by its
+// Content-ID, for the images its HTML shows inline (cid: URLs).
+func partURLs(atts []AttachmentLink) func(contentID string) string {
+	return func(cid string) string {
+		for _, a := range atts {
+			if a.Kept && a.ContentID != "" && a.ContentID == cid {
+				return a.URL
+			}
+		}
+		return ""
+	}
 }
 
 func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
