@@ -261,6 +261,9 @@ func (s *server) routes() http.Handler {
 			r.Post("/tickets/{id}/priority", s.ticketPriority)
 			r.Post("/tickets/{id}/notes", s.ticketNotes)
 			r.Post("/tickets/{id}/reply", s.ticketReply)
+			r.Get("/tokens", s.tokenList)
+			r.Post("/tokens", s.tokenCreate)
+			r.Post("/tokens/{id}/revoke", s.tokenRevoke)
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireAdmin)
 				r.Get("/quarantine", s.quarantineList)

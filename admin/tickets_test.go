@@ -189,6 +189,10 @@ func TestRoles(t *testing.T) {
 				{"requester's new request form", req, "/portal/new", http.StatusOK},
 				{"requester quarantine", req, "/quarantine", http.StatusNotFound},
 				{"moderator's portal", mod, "/portal", http.StatusOK},
+				{"anonymous tokens", anon, "/tokens", http.StatusSeeOther},
+				{"admin tokens", admin, "/tokens", http.StatusOK},
+				{"moderator tokens", mod, "/tokens", http.StatusOK},
+				{"requester tokens", req, "/tokens", http.StatusNotFound},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					res := tc.c.get(tc.path)
