@@ -244,7 +244,7 @@ func (s *server) routes() http.Handler {
 	r.Route("/api/v1", s.apiRoutes)
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.sessions.LoadAndSave, s.csrf, s.loadViewer)
+		r.Use(s.limitBody, s.sessions.LoadAndSave, s.csrf, s.loadViewer)
 		r.Get("/", s.home)
 		r.Get("/signin", s.signInForm)
 		r.Post("/signin", s.signIn)

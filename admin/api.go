@@ -555,7 +555,7 @@ func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errForbidden)
 		return
 	}
-	res, err := s.requesterReply(ctx, v, inbound.Source{Kind: "api", RemoteAddr: s.clientIP(r)}, id, req.Body, key)
+	res, err := s.requesterReply(ctx, v, inbound.Source{Kind: "api", RemoteAddr: s.clientIP(r)}, id, req.Body, nil, key)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

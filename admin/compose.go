@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,13 +29,22 @@ type requesterMail struct {
 	to        string // the support address, or a signed reply address for a reply
 	subject   string
 	body      string
+	files     []upload
 	messageID string
 	inReplyTo string
 	refs      []string
 	date      time.Time
 }
 
-// bytes writes the mail: one text/plain UTF-8 part, quoted-printable, with
+// upload is a file a requester attached on the portal.
+type upload struct {
+	name        string
+	contentType string
+	data        []byte
+}
+
+// bytes writes the mail: a text/plain UTF-8 part, quoted-printable, and the
+// uploaded files as base64 attachments after it (multipart/mixed), with
 // header fields encoded as RFC 2047 words where they are not ASCII.
 func (m requesterMail) bytes() ([]byte, error) {
 	var h mail.Header
@@ -49,21 +59,59 @@ func (m requesterMail) bytes() ([]byte, error) {
 		h.SetMsgIDList("References", m.refs)
 	}
 	h.Set("MIME-Version", "1.0")
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	body := strings.ReplaceAll(strings.ReplaceAll(m.body, "\r\n", "\n"), "\n", "\r\n") + "\r\n"
 	var buf bytes.Buffer
-	w, err := mail.CreateSingleInlineWriter(&buf, h)
+	if len(m.files) == 0 {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		w, err := mail.CreateSingleInlineWriter(&buf, h)
+		if err != nil {
+			return nil, fmt.Errorf("write mail header: %w", err)
+		}
+		if err := writeAll(w, []byte(body)); err != nil {
+			return nil, fmt.Errorf("write mail body: %w", err)
+		}
+		return buf.Bytes(), nil
+	}
+	mw, err := mail.CreateWriter(&buf, h)
 	if err != nil {
 		return nil, fmt.Errorf("write mail header: %w", err)
 	}
-	body := strings.ReplaceAll(m.body, "\r\n", "\n")
-	if _, err := w.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n") + "\r\n")); err != nil {
-		return nil, fmt.Errorf("write mail body: %w", err)
+	var th mail.InlineHeader
+	th.Set("Content-Type", "text/plain; charset=utf-8")
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	w, err := mw.CreateSingleInline(th)
+	if err != nil {
+		return nil, fmt.Errorf("write mail text: %w", err)
 	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("write mail body: %w", err)
+	if err := writeAll(w, []byte(body)); err != nil {
+		return nil, fmt.Errorf("write mail text: %w", err)
+	}
+	for _, f := range m.files {
+		var ah mail.AttachmentHeader
+		ah.SetContentType(f.contentType, nil)
+		ah.SetFilename(f.name)
+		ah.Set("Content-Transfer-Encoding", "base64")
+		w, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, fmt.Errorf("write attachment %q: %w", f.name, err)
+		}
+		if err := writeAll(w, f.data); err != nil {
+			return nil, fmt.Errorf("write attachment %q: %w", f.name, err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, fmt.Errorf("write mail: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// writeAll writes b to a part and closes it.
+func writeAll(w io.WriteCloser, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 func cleanText(body string, max int, what string) (string, error) {
@@ -82,7 +130,7 @@ func cleanText(body string, max int, what string) (string, error) {
 
 // requesterNew opens a ticket by handing intake the mail the requester
 // would have sent to the support address.
-func (s *server) requesterNew(ctx context.Context, v *viewer, src inbound.Source, subject, body, key string) (inbound.Result, error) {
+func (s *server) requesterNew(ctx context.Context, v *viewer, src inbound.Source, subject, body string, files []upload, key string) (inbound.Result, error) {
 	subject = strings.Join(strings.Fields(subject), " ")
 	if subject == "" {
 		return inbound.Result{}, invalid("Give your request a subject.")
@@ -94,7 +142,7 @@ func (s *server) requesterNew(ctx context.Context, v *viewer, src inbound.Source
 	if err != nil {
 		return inbound.Result{}, err
 	}
-	m := requesterMail{from: v.User, to: s.opts.SupportAddress, subject: subject, body: body,
+	m := requesterMail{from: v.User, to: s.opts.SupportAddress, subject: subject, body: body, files: files,
 		messageID: s.messageID("new", v.User.ID, key), date: s.now()}
 	return s.deliver(ctx, m, src)
 }
@@ -103,7 +151,7 @@ func (s *server) requesterNew(ctx context.Context, v *viewer, src inbound.Source
 // to the ticket's reply address signed for this requester
 // (signing.PurposeReply), so intake threads it as it threads their replies
 // by mail, commands and all.
-func (s *server) requesterReply(ctx context.Context, v *viewer, src inbound.Source, id int64, body, key string) (inbound.Result, error) {
+func (s *server) requesterReply(ctx context.Context, v *viewer, src inbound.Source, id int64, body string, files []upload, key string) (inbound.Result, error) {
 	body, err := cleanText(body, maxBody, "reply")
 	if err != nil {
 		return inbound.Result{}, err
@@ -119,7 +167,7 @@ func (s *server) requesterReply(ctx context.Context, v *viewer, src inbound.Sour
 	token := s.opts.Keys.Sign(signing.Claims{Purpose: signing.PurposeReply, TicketID: t.ID, UserID: v.User.ID,
 		Expires: s.now().Add(24 * time.Hour)})
 	m := requesterMail{from: v.User, to: signing.ReplyAddress(s.opts.SupportAddress, token),
-		subject: fmt.Sprintf("Re: [#%d] %s", t.ID, t.Subject), body: body,
+		subject: fmt.Sprintf("Re: [#%d] %s", t.ID, t.Subject), body: body, files: files,
 		messageID: s.messageID("reply", v.User.ID, key), refs: trimRefs(thread), date: s.now()}
 	if len(thread) > 0 {
 		m.inReplyTo = thread[len(thread)-1]

@@ -229,8 +229,12 @@ func (s *server) portalReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := "/portal/tickets/" + strconv.FormatInt(id, 10)
-	res, err := s.requesterReply(ctx, v, inbound.Source{Kind: "web", RemoteAddr: s.clientIP(r)}, id,
-		r.PostFormValue("body"), r.PostFormValue("nonce"))
+	var res inbound.Result
+	files, err := formUploads(r)
+	if err == nil {
+		res, err = s.requesterReply(ctx, v, inbound.Source{Kind: "web", RemoteAddr: s.clientIP(r)}, id,
+			r.PostFormValue("body"), files, r.PostFormValue("nonce"))
+	}
 	if err != nil {
 		if status, _, msg := classify(err); status == http.StatusUnprocessableEntity {
 			s.flash(r, msg)
@@ -271,7 +275,11 @@ func (s *server) portalNew(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := viewerFrom(ctx)
 	subject, body, nonce := r.PostFormValue("subject"), r.PostFormValue("body"), r.PostFormValue("nonce")
-	res, err := s.requesterNew(ctx, v, inbound.Source{Kind: "web", RemoteAddr: s.clientIP(r)}, subject, body, nonce)
+	var res inbound.Result
+	files, err := formUploads(r)
+	if err == nil {
+		res, err = s.requesterNew(ctx, v, inbound.Source{Kind: "web", RemoteAddr: s.clientIP(r)}, subject, body, files, nonce)
+	}
 	if err != nil {
 		if status, _, msg := classify(err); status == http.StatusUnprocessableEntity || status == http.StatusBadRequest {
 			s.render(w, r, status, "portal_new", PortalNewPage{Page: s.page(r, "New request", "portal-new"),

@@ -1,0 +1,117 @@
+package admin_test
+
+import (
+	"bytes"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"testing"
+)
+
+// file is a file a test attaches to a portal form.
+type file struct {
+	name, contentType string
+	data              []byte
+}
+
+// postFiles submits a multipart form with files, as a browser does.
+func (c *client) postFiles(path string, fields map[string]string, files []file) response {
+	c.e.t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	fields["csrf_token"] = c.token()
+	for k, v := range fields {
+		w.WriteField(k, v)
+	}
+	for _, f := range files {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="files"; filename="`+f.name+`"`)
+		h.Set("Content-Type", f.contentType)
+		p, _ := w.CreatePart(h)
+		p.Write(f.data)
+	}
+	w.Close()
+	req, _ := http.NewRequest(http.MethodPost, c.e.srv.URL+path, &body)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Origin", c.e.srv.URL)
+	return c.do(req)
+}
+
+// TestPortalUploads: files attached on the portal reach the ticket as the
+// attachments of the mail the portal writes, on a new request and on a
+// reply; too many or too large are refused before anything is delivered.
+func TestPortalUploads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer", "It jams.", e.req, nil, "")
+	c := e.client()
+	c.signInLink(e.req, tk.ID)
+
+	shot := []byte("\x89PNG\r\n\x1a\nnot really an image, but bytes to keep")
+	log := []byte(strings.Repeat("2026-11-26 error: paper jam in tray 2\n", 1000))
+	res := c.postFiles("/portal/new", map[string]string{"subject": "Scanner too", "body": "See the files.", "nonce": "n1"},
+		[]file{{`C:\Users\rita\screen shot.png`, "image/png", shot}, {"résumé.log", "text/plain; charset=utf-8", log}})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/portal/tickets/") {
+		t.Fatalf("new request: %d %s %s", res.StatusCode, res.Header.Get("Location"), res.body)
+	}
+	newID := strings.TrimPrefix(res.Header.Get("Location"), "/portal/tickets/")
+	type att struct {
+		name, ctype string
+		data        []byte
+	}
+	stored := func(ticket string, kind string) []att {
+		t.Helper()
+		rows, err := e.pool.Query(t.Context(), `SELECT a.filename, a.content_type, a.data FROM attachments a
+			JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = $1 AND m.kind = $2 ORDER BY a.id`, ticket, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []att
+		for rows.Next() {
+			var a att
+			if err := rows.Scan(&a.name, &a.ctype, &a.data); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	got := stored(newID, "opening")
+	if len(got) != 2 || got[0].name != "screen shot.png" || got[0].ctype != "image/png" || !bytes.Equal(got[0].data, shot) ||
+		got[1].name != "résumé.log" || got[1].ctype != "text/plain" || !bytes.Equal(got[1].data, log) {
+		t.Fatalf("attachments of the new ticket: %+v", got)
+	}
+	page := c.get("/portal/tickets/" + newID)
+	if !strings.Contains(page.body, "screen shot.png") || !strings.Contains(page.body, "résumé.log") {
+		t.Error("the portal does not list the files")
+	}
+
+	res = c.postFiles("/portal/tickets/"+itoa(tk.ID)+"/reply", map[string]string{"body": "Another one.", "nonce": "n2"},
+		[]file{{"jam.txt", "text/plain", []byte("tray 2")}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reply: %d %s", res.StatusCode, res.body)
+	}
+	if got := stored(itoa(tk.ID), "reply"); len(got) != 1 || got[0].name != "jam.txt" || string(got[0].data) != "tray 2" {
+		t.Fatalf("attachments of the reply: %+v", got)
+	}
+
+	before := e.count(`SELECT count(*) FROM raw_messages`)
+	many := make([]file, 11)
+	for i := range many {
+		many[i] = file{"f.txt", "text/plain", []byte("x")}
+	}
+	res = c.postFiles("/portal/new", map[string]string{"subject": "Many", "body": "Files.", "nonce": "n3"}, many)
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(res.body, "at most 10 files") {
+		t.Fatalf("11 files: %d", res.StatusCode)
+	}
+	res = c.postFiles("/portal/new", map[string]string{"subject": "Big", "body": "File.", "nonce": "n4"},
+		[]file{{"big.bin", "application/octet-stream", make([]byte, 17<<20)}})
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("17 MB: %d", res.StatusCode)
+	}
+	if n := e.count(`SELECT count(*) FROM raw_messages`); n != before {
+		t.Fatalf("refused forms delivered %d mails", n-before)
+	}
+}
