@@ -335,8 +335,22 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the ticket is not under Completed: %q", got)
 	}
 	b.screenshot("portal-home")
+	// A new request with a screenshot attached, as the requester's
+	// browser sends the form.
+	shot := filepath.Join(t.TempDir(), "printer.png")
+	if err := os.WriteFile(shot, pngImage(t, 8, 8), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b.open("/portal/new")
 	b.screenshot("portal-new")
+	b.run("fill the new request",
+		chromedp.SetValue(chromedp.CSS(`input[name=subject]`), "Printer shows an error light"),
+		chromedp.SetValue(chromedp.CSS(`textarea[name=body]`), "See the photo."),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[name=files]`), []string{shot}))
+	b.submit("send the new request", `form[action="/portal/new"] button`)
+	if got := b.text(".attachments"); !strings.Contains(got, "printer.png") {
+		t.Fatalf("the new ticket does not list the attached file: %q (at %s)", got, eval[string](b, `location.pathname`))
+	}
 	b.signOut()
 	b.open("/portal/signin")
 	b.screenshot("portal-signin")
