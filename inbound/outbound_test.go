@@ -107,3 +107,41 @@ func TestWithOutboundNotifier(t *testing.T) {
 		t.Errorf("%d ticket.completed events", n)
 	}
 }
+
+// TestModeratorFilesReachRequester: a file a moderator attaches to their
+// mailed reply reaches the requester with the reply, through the real
+// Notifier in intake's transaction.
+func TestModeratorFilesReachRequester(t *testing.T) {
+	e := newEnv(t, func(o *inbound.Options) {
+		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+	})
+	ctx := context.Background()
+	mod := e.user("mod@staff.example", tickets.RoleModerator)
+	open := e.deliver(mail{From: "Ann <ann@example.com>", MessageID: "<open@example.com>", Subject: "Printer on fire"}.bytes())
+	if err := e.st.InTx(ctx, func(st *tickets.Store) error {
+		_, err := st.Assign(ctx, open.TicketID, mod.ID, "test", tickets.Actor{Channel: tickets.ChannelSystem})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: Mod <mod@staff.example>\r\nTo: " + e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour)) + "\r\n" +
+		"Subject: Re: Printer on fire\r\nMessage-ID: <mod-files@staff.example>\r\nIn-Reply-To: <open@example.com>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe fixed driver is attached.\r\n" +
+		"--b\r\nContent-Type: application/zip; name=\"driver.zip\"\r\nContent-Disposition: attachment; filename=\"driver.zip\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\nUEsDBAoAAAAAAA==\r\n--b--\r\n"
+	e.deliver([]byte(raw))
+	var reply *mailparse.Message
+	for _, m := range e.parsedOutbox() {
+		if m.kind == "reply" {
+			reply = m.msg
+		}
+	}
+	if reply == nil {
+		t.Fatal("no reply queued for the requester")
+	}
+	if !strings.Contains(reply.Text, "The fixed driver is attached.") || len(reply.Attachments) != 1 ||
+		reply.Attachments[0].Filename != "driver.zip" || string(reply.Attachments[0].Data) != "PK\x03\x04\n\x00\x00\x00\x00\x00" {
+		t.Fatalf("the requester's mail: %q with %+v", reply.Text, reply.Attachments)
+	}
+}

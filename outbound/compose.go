@@ -7,6 +7,8 @@ import (
 	"encoding/base32"
 	"fmt"
 	"html/template"
+	"io"
+	"mime"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,6 +37,7 @@ type draft struct {
 	messageID string // a Message-ID chosen beforehand, or "" for a new one
 	subject   string // for mail outside a ticket
 	body      body
+	files     []tickets.Attachment // sent as attachments after the text
 }
 
 // composed is a draft made into a whole RFC 5322 message.
@@ -238,37 +241,82 @@ func (n *Notifier) compose(ctx context.Context, st *tickets.Store, d draft) (com
 		return composed{}, fmt.Errorf("outbound: render %s mail: %w", d.kind, err)
 	}
 	var buf bytes.Buffer
-	w, err := mail.CreateInlineWriter(&buf, h)
-	if err != nil {
-		return composed{}, fmt.Errorf("outbound: write %s mail: %w", d.kind, err)
-	}
-	for _, part := range []struct {
-		typ  string
-		data []byte
-	}{
-		{"text/plain", []byte(renderText(d.body))},
-		{"text/html", html.Bytes()},
-	} {
-		var ph mail.InlineHeader
-		ph.SetContentType(part.typ, map[string]string{"charset": "utf-8"})
-		ph.Set("Content-Transfer-Encoding", "quoted-printable")
-		pw, err := w.CreatePart(ph)
-		if err == nil {
-			_, err = pw.Write(part.data)
-		}
-		if err == nil {
-			err = pw.Close()
-		}
-		if err != nil {
-			return composed{}, fmt.Errorf("outbound: write %s mail: %w", d.kind, err)
-		}
-	}
-	if err := w.Close(); err != nil {
+	if err := writeBody(&buf, h, []byte(renderText(d.body)), html.Bytes(), d.files); err != nil {
 		return composed{}, fmt.Errorf("outbound: write %s mail: %w", d.kind, err)
 	}
 	c.draft = d
 	c.data = buf.Bytes()
 	return c, nil
+}
+
+// writeBody writes the mail under h: the text and its HTML alternative,
+// both UTF-8 and quoted-printable, then the files as base64 attachments
+// (multipart/mixed) when there are any.
+func writeBody(buf *bytes.Buffer, h mail.Header, text, html []byte, files []tickets.Attachment) error {
+	var (
+		mw  *mail.Writer
+		w   *mail.InlineWriter
+		err error
+	)
+	if len(files) == 0 {
+		w, err = mail.CreateInlineWriter(buf, h)
+	} else if mw, err = mail.CreateWriter(buf, h); err == nil {
+		w, err = mw.CreateInline()
+	}
+	if err != nil {
+		return err
+	}
+	for _, part := range []struct {
+		typ  string
+		data []byte
+	}{{"text/plain", text}, {"text/html", html}} {
+		var ph mail.InlineHeader
+		ph.SetContentType(part.typ, map[string]string{"charset": "utf-8"})
+		ph.Set("Content-Transfer-Encoding", "quoted-printable")
+		if err := writePart(w.CreatePart(ph))(part.data); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil || mw == nil {
+		return err
+	}
+	for _, f := range files {
+		var ah mail.AttachmentHeader
+		ct := f.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		if t, params, err := mime.ParseMediaType(ct); err == nil {
+			ah.SetContentType(t, params)
+		} else {
+			ah.SetContentType("application/octet-stream", nil)
+		}
+		if f.Filename != "" {
+			ah.SetFilename(f.Filename)
+		}
+		if f.ContentID != "" {
+			ah.Set("Content-ID", "<"+f.ContentID+">")
+		}
+		ah.Set("Content-Transfer-Encoding", "base64")
+		if err := writePart(mw.CreateAttachment(ah))(f.Data); err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// writePart returns a function that writes a part's contents and closes
+// it, or fails with the error of creating it.
+func writePart(w io.WriteCloser, err error) func([]byte) error {
+	return func(b []byte) error {
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return w.Close()
+	}
 }
 
 // renderText is the text/plain part.

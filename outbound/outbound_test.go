@@ -156,7 +156,14 @@ func (f *fixture) deliver(s *outbound.Sender) {
 type parsed struct {
 	h          mail.Header
 	text, html string
+	files      []parsedFile
 	raw        []byte
+}
+
+// parsedFile is an attachment of a parsed mail.
+type parsedFile struct {
+	name, contentType, contentID string
+	data                         []byte
 }
 
 func parse(t testing.TB, data []byte) parsed {
@@ -177,6 +184,12 @@ func parse(t testing.TB, data []byte) parsed {
 		b, err := io.ReadAll(part.Body)
 		if err != nil {
 			t.Fatalf("read mail part: %v", err)
+		}
+		if h, ok := part.Header.(*mail.AttachmentHeader); ok {
+			name, _ := h.Filename()
+			typ, _, _ := h.ContentType()
+			p.files = append(p.files, parsedFile{name: name, contentType: typ, contentID: h.Get("Content-Id"), data: b})
+			continue
 		}
 		if h, ok := part.Header.(*mail.InlineHeader); ok {
 			typ, params, _ := h.ContentType()

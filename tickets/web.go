@@ -269,6 +269,21 @@ func (s *Store) AttachmentContent(ctx context.Context, id int64) (Attachment, Me
 	return a, m, nil
 }
 
+// MessageFiles returns the attachments of a message whose contents ticketd
+// kept, with their contents, in the order they were stored.
+func (s *Store) MessageFiles(ctx context.Context, messageID int64) ([]Attachment, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, message_id, filename, content_type, content_id, inline, size, sha256, data
+		FROM attachments WHERE message_id = $1 AND data IS NOT NULL ORDER BY id`, messageID)
+	if err != nil {
+		return nil, fmt.Errorf("select files of message %d: %w", messageID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Attachment])
+	if err != nil {
+		return nil, fmt.Errorf("select files of message %d: %w", messageID, err)
+	}
+	return out, nil
+}
+
 // AIDecisionSummary is what a page shows of a triage decision.
 type AIDecisionSummary struct {
 	ID            int64
