@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -136,12 +137,12 @@ func (s *server) messageID(kind string, userID int64, key string) string {
 }
 
 // staffMessage stores a moderator's or admin's reply to the requester, or an
-// internal note, in the ticket's thread. A reply is queued to the requester
+// internal note, with the files attached to it, in the ticket's thread. A reply is queued to the requester
 // and the people copied (Notifier.StaffReply) in the same transaction, so it
 // is sent exactly when it is stored. Replies and notes emit no event: the
 // mail is queued here, not by a workflow. created is false when the key was
 // used before and nothing new was stored.
-func (s *server) staffMessage(ctx context.Context, v *viewer, ch tickets.Channel, id int64, body string, internal bool, key string) (m tickets.Message, created bool, err error) {
+func (s *server) staffMessage(ctx context.Context, v *viewer, ch tickets.Channel, id int64, body string, files []upload, internal bool, key string) (m tickets.Message, created bool, err error) {
 	body = strings.TrimSpace(strings.ReplaceAll(body, "\r\n", "\n"))
 	if body == "" {
 		return m, false, invalid("Write something first.")
@@ -199,6 +200,13 @@ func (s *server) staffMessage(ctx context.Context, v *viewer, ch tickets.Channel
 		})
 		if err != nil {
 			return err
+		}
+		for _, f := range files {
+			sum := sha256.Sum256(f.data)
+			if _, err := tx.InsertAttachment(ctx, tickets.Attachment{MessageID: m.ID, Filename: f.name,
+				ContentType: f.contentType, Size: int64(len(f.data)), SHA256: sum[:], Data: f.data}); err != nil {
+				return err
+			}
 		}
 		created = true
 		tid := t.ID

@@ -533,7 +533,7 @@ func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.staff() {
-		m, created, err := s.staffMessage(ctx, v, tickets.ChannelAPI, id, req.Body, req.Internal, key)
+		m, created, err := s.staffMessage(ctx, v, tickets.ChannelAPI, id, req.Body, nil, req.Internal, key)
 		if err != nil {
 			s.apiError(w, r, err)
 			return

@@ -501,8 +501,12 @@ func (s *server) ticketReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	internal := r.PostFormValue("internal") == "1"
-	_, created, err := s.staffMessage(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id,
-		r.PostFormValue("body"), internal, r.PostFormValue("nonce"))
+	created := false
+	files, err := formUploads(r)
+	if err == nil {
+		_, created, err = s.staffMessage(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id,
+			r.PostFormValue("body"), files, internal, r.PostFormValue("nonce"))
+	}
 	notice := "Reply queued to the requester."
 	switch {
 	case !created:

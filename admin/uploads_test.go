@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"ticketd/inbound/mailparse"
 )
 
 // file is a file a test attaches to a portal form.
@@ -113,5 +114,33 @@ func TestPortalUploads(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM raw_messages`); n != before {
 		t.Fatalf("refused forms delivered %d mails", n-before)
+	}
+}
+
+// TestStaffReplyWithFiles: files a moderator attaches to a reply on the web
+// stay on the ticket and go to the requester with the reply.
+func TestStaffReplyWithFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer", "It jams.", e.req, &e.mod, "")
+	c := e.client()
+	c.signIn(e.mod)
+	res := c.postFiles("/tickets/"+itoa(tk.ID)+"/reply", map[string]string{"body": "Install this driver.", "internal": "0", "nonce": "r1"},
+		[]file{{"driver.zip", "application/zip", []byte("PK\x03\x04 zip bytes")}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reply: %d %s", res.StatusCode, res.body)
+	}
+	if n := e.count(`SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id
+		WHERE m.ticket_id = $1 AND m.direction = 'outbound' AND a.filename = 'driver.zip'`, tk.ID); n != 1 {
+		t.Fatalf("%d stored files on the reply", n)
+	}
+	var data []byte
+	if err := e.pool.QueryRow(t.Context(), `SELECT data FROM mail_outbox WHERE ticket_id = $1 AND kind = 'reply'`, tk.ID).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	m := mailparse.Parse(data, mailparse.Options{})
+	if !strings.Contains(m.Text, "Install this driver.") || len(m.Attachments) != 1 || m.Attachments[0].Filename != "driver.zip" ||
+		string(m.Attachments[0].Data) != "PK\x03\x04 zip bytes" {
+		t.Fatalf("the requester's mail: %q with %+v", m.Text, m.Attachments)
 	}
 }
