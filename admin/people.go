@@ -4,10 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/mail"
-	"strconv"
 	"strings"
-
-	"github.com/go-chi/chi/v5"
 
 	"ticketd/tickets"
 )
@@ -112,9 +109,9 @@ func (s *server) peopleCreate(w http.ResponseWriter, r *http.Request) {
 func (s *server) peopleUpdate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := viewerFrom(ctx)
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	id, err := pathID(r, "id")
 	if err != nil {
-		s.errorPage(w, r, tickets.ErrNotFound)
+		s.errorPage(w, r, err)
 		return
 	}
 	fail := func(msg string) { s.renderPeople(w, r, http.StatusUnprocessableEntity, PersonForm{}, msg) }

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
 	"ticketd/inbound/mailparse"
 	"ticketd/tickets"
 )
@@ -57,16 +55,8 @@ type QuarantineShowPage struct {
 	Mail *mailparse.Message
 }
 
-func heldID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, tickets.ErrNotFound
-	}
-	return id, nil
-}
-
 func (s *server) quarantineShow(w http.ResponseWriter, r *http.Request) {
-	id, err := heldID(r)
+	id, err := pathID(r, "id")
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
@@ -87,7 +77,7 @@ func (s *server) quarantineShow(w http.ResponseWriter, r *http.Request) {
 func (s *server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := viewerFrom(ctx)
-	id, err := heldID(r)
+	id, err := pathID(r, "id")
 	if err != nil {
 		s.errorPage(w, r, err)
 		return

@@ -226,8 +226,12 @@ type TicketPage struct {
 	Nonce        string
 }
 
-func ticketID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+func ticketID(r *http.Request) (int64, error) { return pathID(r, "id") }
+
+// pathID is the positive id in the URL parameter name; ErrNotFound when
+// there is none, so a malformed address answers like an unknown one.
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, name), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, tickets.ErrNotFound
 	}
@@ -530,9 +534,9 @@ func (s *server) attachment(w http.ResponseWriter, r *http.Request, staff bool) 
 		s.errorPage(w, r, err)
 		return
 	}
-	aid, err := strconv.ParseInt(chi.URLParam(r, "aid"), 10, 64)
+	aid, err := pathID(r, "aid")
 	if err != nil {
-		s.errorPage(w, r, tickets.ErrNotFound)
+		s.errorPage(w, r, err)
 		return
 	}
 	sc := s.scope(v)

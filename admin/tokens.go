@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"ticketd/tickets"
 )
 
@@ -63,9 +61,9 @@ func (s *server) tokenCreate(w http.ResponseWriter, r *http.Request) {
 func (s *server) tokenRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := viewerFrom(ctx)
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	id, err := pathID(r, "id")
 	if err != nil {
-		s.errorPage(w, r, tickets.ErrNotFound)
+		s.errorPage(w, r, err)
 		return
 	}
 	toks, err := s.st.APITokens(ctx, v.User.ID)

@@ -40,15 +40,12 @@ func (e *env) parsedOutbox() []outboxMail {
 	return out
 }
 
-// TestWithOutboundNotifier runs a moderator's mailed reply with commands
-// through the real Notifier: the requester gets the moderator's text in
-// the ticket's thread, the moderator gets the receipt, and a forged copy
-// of the same mail reaches nobody but the moderator.
-func TestWithOutboundNotifier(t *testing.T) {
-	var notifier *outbound.Notifier
+// assignedWithNotifier is an intake with the real outbound Notifier and
+// Ann's ticket "Printer on fire", assigned to a moderator.
+func assignedWithNotifier(t *testing.T) (*env, tickets.User, inbound.Result) {
+	t.Helper()
 	e := newEnv(t, func(o *inbound.Options) {
-		notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-		o.Notifier = notifier
+		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
 	})
 	ctx := context.Background()
 	mod := e.user("mod@staff.example", tickets.RoleModerator)
@@ -59,6 +56,15 @@ func TestWithOutboundNotifier(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return e, mod, open
+}
+
+// TestWithOutboundNotifier runs a moderator's mailed reply with commands
+// through the real Notifier: the requester gets the moderator's text in
+// the ticket's thread, the moderator gets the receipt, and a forged copy
+// of the same mail reaches nobody but the moderator.
+func TestWithOutboundNotifier(t *testing.T) {
+	e, mod, open := assignedWithNotifier(t)
 	replyTo := e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour))
 
 	// Forged: someone else's From on the moderator's reply address.
@@ -112,18 +118,7 @@ func TestWithOutboundNotifier(t *testing.T) {
 // mailed reply reaches the requester with the reply, through the real
 // Notifier in intake's transaction.
 func TestModeratorFilesReachRequester(t *testing.T) {
-	e := newEnv(t, func(o *inbound.Options) {
-		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-	})
-	ctx := context.Background()
-	mod := e.user("mod@staff.example", tickets.RoleModerator)
-	open := e.deliver(mail{From: "Ann <ann@example.com>", MessageID: "<open@example.com>", Subject: "Printer on fire"}.bytes())
-	if err := e.st.InTx(ctx, func(st *tickets.Store) error {
-		_, err := st.Assign(ctx, open.TicketID, mod.ID, "test", tickets.Actor{Channel: tickets.ChannelSystem})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e, mod, open := assignedWithNotifier(t)
 	raw := "From: Mod <mod@staff.example>\r\nTo: " + e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour)) + "\r\n" +
 		"Subject: Re: Printer on fire\r\nMessage-ID: <mod-files@staff.example>\r\nIn-Reply-To: <open@example.com>\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
