@@ -90,8 +90,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decodeJSON reads a request body of at most 1 MiB into v, refusing fields v
 // does not have.
-func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody+1))
+func decodeJSON(r *http.Request, v any) error { return decodeJSONUpTo(r, v, maxJSONBody) }
+
+// decodeJSONUpTo is decodeJSON for a body of at most max bytes.
+func decodeJSONUpTo(r *http.Request, v any, max int64) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, max+1))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("The body is not the JSON this call takes: %s.", err)
@@ -498,8 +501,35 @@ func (s *server) apiNotes(w http.ResponseWriter, r *http.Request) {
 }
 
 type replyRequest struct {
-	Body     string `json:"body"`
-	Internal bool   `json:"internal"`
+	Body     string    `json:"body"`
+	Internal bool      `json:"internal"`
+	Files    []apiFile `json:"files"`
+}
+
+// apiFile is a file sent with a reply: its bytes in base64.
+type apiFile struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Data        []byte `json:"data"`
+}
+
+// maxFilesJSON bounds a reply's body: the files in base64, and the text.
+const maxFilesJSON = maxUploadBytes*4/3 + maxJSONBody
+
+// uploads checks the files of a reply against the portal's limits.
+func (req replyRequest) uploads() ([]upload, error) {
+	if len(req.Files) > maxUploads {
+		return nil, invalid("Attach at most %d files.", maxUploads)
+	}
+	var out []upload
+	total := 0
+	for _, f := range req.Files {
+		if total += len(f.Data); total > maxUploadBytes {
+			return nil, invalid("The files may add up to %d MB.", maxUploadBytes>>20)
+		}
+		out = append(out, upload{name: uploadName(f.Name), contentType: uploadType(f.ContentType), data: f.Data})
+	}
+	return out, nil
 }
 
 type replyResult struct {
@@ -511,10 +541,12 @@ type replyResult struct {
 	Held      bool   `json:"held,omitempty"`
 }
 
-// apiReply is POST /tickets/{id}/reply {"body": "...", "internal": false}.
+// apiReply is POST /tickets/{id}/reply {"body": "...", "internal": false,
+// "files": [{"name": "...", "content_type": "...", "data": "<base64>"}]}.
 // Staff write a reply to the requester (queued at once) or, with internal,
-// a note; a requester's reply goes through intake like their mail. An
-// Idempotency-Key header makes a retried call store the message once.
+// a note; a requester's reply goes through intake like their mail. Files
+// follow the portal's limits (10, 15 MB in all). An Idempotency-Key header
+// makes a retried call store the message once.
 func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := viewerFrom(ctx)
@@ -523,7 +555,12 @@ func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req replyRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSONUpTo(r, &req, maxFilesJSON); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	files, err := req.uploads()
+	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
@@ -533,7 +570,7 @@ func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.staff() {
-		m, created, err := s.staffMessage(ctx, v, tickets.ChannelAPI, id, req.Body, nil, req.Internal, key)
+		m, created, err := s.staffMessage(ctx, v, tickets.ChannelAPI, id, req.Body, files, req.Internal, key)
 		if err != nil {
 			s.apiError(w, r, err)
 			return
@@ -555,7 +592,7 @@ func (s *server) apiReply(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errForbidden)
 		return
 	}
-	res, err := s.requesterReply(ctx, v, inbound.Source{Kind: "api", RemoteAddr: s.clientIP(r)}, id, req.Body, nil, key)
+	res, err := s.requesterReply(ctx, v, inbound.Source{Kind: "api", RemoteAddr: s.clientIP(r)}, id, req.Body, files, key)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

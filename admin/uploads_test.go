@@ -2,9 +2,11 @@ package admin_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"ticketd/inbound/mailparse"
@@ -142,5 +144,56 @@ func TestStaffReplyWithFiles(t *testing.T) {
 	if !strings.Contains(m.Text, "Install this driver.") || len(m.Attachments) != 1 || m.Attachments[0].Filename != "driver.zip" ||
 		string(m.Attachments[0].Data) != "PK\x03\x04 zip bytes" {
 		t.Fatalf("the requester's mail: %q with %+v", m.Text, m.Attachments)
+	}
+}
+
+// TestAPIReplyWithFiles: files sent in base64 with a reply through
+// /api/v1 are stored on it, for staff and requesters alike, under the
+// portal's limits.
+func TestAPIReplyWithFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer", "It jams.", e.req, &e.mod, "")
+	body := func(text string, files ...file) string {
+		var fs []map[string]any
+		for _, f := range files {
+			fs = append(fs, map[string]any{"name": f.name, "content_type": f.contentType, "data": f.data})
+		}
+		b, err := json.Marshal(map[string]any{"body": text, "files": fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	path := "/tickets/" + itoa(tk.ID) + "/reply"
+	if res := e.api(e.token(e.mod), "POST", path, body("The driver.", file{"driver.zip", "application/zip", []byte("PK zip")})); res.StatusCode != http.StatusCreated {
+		t.Fatalf("staff reply: %d %s", res.StatusCode, res.body)
+	}
+	if res := e.api(e.token(e.req), "POST", path, body("My log.", file{"../../etc/log.txt", "text/plain; charset=utf-8", []byte("jams")})); res.StatusCode != http.StatusCreated {
+		t.Fatalf("requester reply: %d %s", res.StatusCode, res.body)
+	}
+	rows, err := e.pool.Query(t.Context(), `SELECT m.direction, a.filename, a.content_type, a.data FROM attachments a
+		JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = $1 ORDER BY a.id`, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var dir, name, ct string
+		var data []byte
+		if err := rows.Scan(&dir, &name, &ct, &data); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, dir+" "+name+" "+ct+" "+string(data))
+	}
+	if want := []string{"outbound driver.zip application/zip PK zip", "inbound log.txt text/plain jams"}; !slices.Equal(got, want) {
+		t.Fatalf("stored files %q, want %q", got, want)
+	}
+	many := make([]file, 11)
+	for i := range many {
+		many[i] = file{"f.txt", "text/plain", []byte("x")}
+	}
+	if res := e.api(e.token(e.mod), "POST", path, body("Many.", many...)); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("11 files: %d %s", res.StatusCode, res.body)
 	}
 }
