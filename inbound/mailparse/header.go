@@ -658,6 +658,11 @@ func parseDate(v string) (time.Time, bool) {
 	if v == "" {
 		return time.Time{}, false
 	}
+	// The form most mailers write first: net/mail tries its layouts one
+	// after another, and each miss allocates an error.
+	if t, err := time.Parse(time.RFC1123Z, v); err == nil {
+		return t, true
+	}
 	if t, err := mail.ParseDate(v); err == nil {
 		return t, true
 	}
