@@ -65,21 +65,29 @@ func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id, 
 	return c, err
 }
 
+// staffChange makes change to ticket id in the ticket's transaction when the
+// viewer is staff and may see the ticket; anyone else is refused.
+func (s *server) staffChange(ctx context.Context, v *viewer, id int64, change func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error)) (tickets.Change, error) {
+	var c tickets.Change
+	err := s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
+		if !v.staff() {
+			return errForbidden
+		}
+		var err error
+		c, err = change(tx, t)
+		return err
+	})
+	return c, err
+}
+
 func (s *server) setStatus(ctx context.Context, v *viewer, ch tickets.Channel, id int64, value string) (tickets.Change, error) {
 	to, err := tickets.ParseStatus(value)
 	if err != nil {
 		return tickets.Change{}, invalid("%s", err)
 	}
-	var c tickets.Change
-	err = s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
-		if !v.staff() {
-			return errForbidden
-		}
-		var err error
-		c, err = tx.SetStatus(ctx, t.ID, to, v.actor(ch))
-		return err
+	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+		return tx.SetStatus(ctx, t.ID, to, v.actor(ch))
 	})
-	return c, err
 }
 
 func (s *server) setPriority(ctx context.Context, v *viewer, ch tickets.Channel, id int64, value string) (tickets.Change, error) {
@@ -87,32 +95,18 @@ func (s *server) setPriority(ctx context.Context, v *viewer, ch tickets.Channel,
 	if err != nil {
 		return tickets.Change{}, invalid("%s", err)
 	}
-	var c tickets.Change
-	err = s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
-		if !v.staff() {
-			return errForbidden
-		}
-		var err error
-		c, err = tx.SetPriority(ctx, t.ID, p, v.actor(ch))
-		return err
+	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+		return tx.SetPriority(ctx, t.ID, p, v.actor(ch))
 	})
-	return c, err
 }
 
 func (s *server) setNotes(ctx context.Context, v *viewer, ch tickets.Channel, id int64, notes string) (tickets.Change, error) {
 	if utf8.RuneCountInString(notes) > maxNotes {
 		return tickets.Change{}, invalid("Helpful notes may have at most %d characters.", maxNotes)
 	}
-	var c tickets.Change
-	err := s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
-		if !v.staff() {
-			return errForbidden
-		}
-		var err error
-		c, err = tx.SetHelpfulNotes(ctx, t.ID, notes, v.actor(ch))
-		return err
+	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+		return tx.SetHelpfulNotes(ctx, t.ID, notes, v.actor(ch))
 	})
-	return c, err
 }
 
 var nonceRE = regexp.MustCompile(`^[0-9a-zA-Z_-]{8,64}$`)

@@ -453,35 +453,31 @@ func show(v string) string {
 	return v
 }
 
-func (s *server) ticketAssign(w http.ResponseWriter, r *http.Request) {
-	id, err := ticketID(r)
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
+// ticketChange is the handler of a form that changes one field of a ticket
+// with change, and says what became of the field named what.
+func (s *server) ticketChange(what string, change func(r *http.Request, v *viewer, id int64) (tickets.Change, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := ticketID(r)
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		c, err := change(r, viewerFrom(r.Context()), id)
+		s.afterAction(w, r, id, changeNotice(c, what), err)
 	}
+}
+
+func (s *server) ticketAssign(r *http.Request, v *viewer, id int64) (tickets.Change, error) {
 	assignee, _ := strconv.ParseInt(r.PostFormValue("assignee_id"), 10, 64)
-	c, err := s.assign(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, assignee, r.PostFormValue("reason"))
-	s.afterAction(w, r, id, changeNotice(c, "Assignee"), err)
+	return s.assign(r.Context(), v, tickets.ChannelWeb, id, assignee, r.PostFormValue("reason"))
 }
 
-func (s *server) ticketStatus(w http.ResponseWriter, r *http.Request) {
-	id, err := ticketID(r)
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
-	}
-	c, err := s.setStatus(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, r.PostFormValue("status"))
-	s.afterAction(w, r, id, changeNotice(c, "Status"), err)
+func (s *server) ticketStatus(r *http.Request, v *viewer, id int64) (tickets.Change, error) {
+	return s.setStatus(r.Context(), v, tickets.ChannelWeb, id, r.PostFormValue("status"))
 }
 
-func (s *server) ticketPriority(w http.ResponseWriter, r *http.Request) {
-	id, err := ticketID(r)
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
-	}
-	c, err := s.setPriority(r.Context(), viewerFrom(r.Context()), tickets.ChannelWeb, id, r.PostFormValue("priority"))
-	s.afterAction(w, r, id, changeNotice(c, "Priority"), err)
+func (s *server) ticketPriority(r *http.Request, v *viewer, id int64) (tickets.Change, error) {
+	return s.setPriority(r.Context(), v, tickets.ChannelWeb, id, r.PostFormValue("priority"))
 }
 
 func (s *server) ticketNotes(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,6 @@ import (
 	"ticketd/inbound/imappoller/dovecot"
 	"ticketd/pgtest"
 	"ticketd/testcert"
-	"ticketd/tickets"
 )
 
 // startDovecot runs a private Dovecot for the test. A machine without
@@ -93,27 +92,13 @@ func TestDovecotEachMailOnce(t *testing.T) {
 	}
 	acct.appendMails(t, "Support", ids("e", 0, 5)...)
 	waitFor(t, "15 deliveries", func() bool { return len(st.delivered()) == 15 })
-	cs := tickets.NewStore(pool)
-	var before tickets.IMAPCheckpoint
-	waitFor(t, "the checkpoint at UID 15", func() bool {
-		before, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-		return err == nil && before.LastUID == 15
-	})
+	before := waitCheckpoint(t, pool, p, 15)
 
-	acct.run(t, func(c *imapclient.Client) error {
-		if err := c.Delete("Support").Wait(); err != nil {
-			return err
-		}
-		return c.Create("Support", nil).Wait()
-	})
+	acct.recreate(t, "Support")
 	acct.appendMails(t, "Support", ids("f", 0, 4)...)
 	waitFor(t, "19 deliveries", func() bool { return len(st.delivered()) == 19 })
 	// The checkpoint advances just after the mails are marked done.
-	var after tickets.IMAPCheckpoint
-	waitFor(t, "the checkpoint at UID 4", func() bool {
-		after, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-		return err == nil && after.LastUID == 4
-	})
+	after := waitCheckpoint(t, pool, p, 4)
 	if after.UIDValidity == before.UIDValidity || after.LastUID != 4 || before.LastUID != 15 {
 		t.Errorf("checkpoint before the mailbox was recreated %+v, after %+v; want 15, then a new uidvalidity and 4",
 			before, after)

@@ -23,6 +23,7 @@ import (
 
 	"ticketd/inbound/imappoller"
 	"ticketd/pgtest"
+	"ticketd/tickets"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -378,4 +379,29 @@ func runPoller(t testing.TB, opt imappoller.Options) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// recreate deletes a mailbox and creates it anew, empty, under a new
+// UIDVALIDITY, as an admin rebuilding it from a backup does.
+func (a account) recreate(t testing.TB, mailbox string) {
+	t.Helper()
+	a.run(t, func(c *imapclient.Client) error {
+		if err := c.Delete(mailbox).Wait(); err != nil {
+			return err
+		}
+		return c.Create(mailbox, nil).Wait()
+	})
+}
+
+// waitCheckpoint waits until the poller's checkpoint stands at lastUID and
+// returns it.
+func waitCheckpoint(t testing.TB, pool *pgxpool.Pool, p *imappoller.Poller, lastUID uint32) tickets.IMAPCheckpoint {
+	t.Helper()
+	var cp tickets.IMAPCheckpoint
+	waitFor(t, fmt.Sprintf("the checkpoint at UID %d", lastUID), func() bool {
+		var err error
+		cp, err = tickets.NewStore(pool).IMAPCheckpoint(context.Background(), p.Mailbox())
+		return err == nil && cp.LastUID == lastUID
+	})
+	return cp
 }

@@ -73,12 +73,7 @@ func TestIntakeFromDovecot(t *testing.T) {
 
 	// The mailbox is rebuilt from a backup: the same nine mails under a
 	// new UIDVALIDITY, then one new mail.
-	acct.run(t, func(c *imapclient.Client) error {
-		if err := c.Delete("Support").Wait(); err != nil {
-			return err
-		}
-		return c.Create("Support", nil).Wait()
-	})
+	acct.recreate(t, "Support")
 	acct.appendMails(t, "Support", append(ids("i", 0, 6), ids("j", 0, 3)...)...)
 	acct.appendMails(t, "Support", "sentinel-2")
 	waitFor(t, "the sentinel", func() bool { return calls("sentinel-2") == 1 })

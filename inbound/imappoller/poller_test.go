@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/google/go-cmp/cmp"
 
 	"ticketd/inbound/imappoller"
@@ -152,41 +151,22 @@ func TestUIDValidityChange(t *testing.T) {
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "5 deliveries", func() bool { return len(st.delivered()) == 5 })
-	cs := tickets.NewStore(pool)
-	var before tickets.IMAPCheckpoint
-	waitFor(t, "the checkpoint at UID 5", func() bool {
-		before, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-		return err == nil && before.LastUID == 5
-	})
+	before := waitCheckpoint(t, pool, p, 5)
 
 	// Recreate the mailbox with three new mails: UIDs 1 to 3, below the
 	// checkpoint's 5, under a new UIDVALIDITY.
-	acct.run(t, func(c *imapclient.Client) error {
-		if err := c.Delete("Support").Wait(); err != nil {
-			return err
-		}
-		return c.Create("Support", nil).Wait()
-	})
+	acct.recreate(t, "Support")
 	srv.restart() // the in-memory server does not end sessions on a deleted mailbox
 	acct.appendMails(t, "Support", ids("new", 0, 3)...)
 	waitFor(t, "8 deliveries", func() bool { return len(st.delivered()) == 8 })
 	// The checkpoint advances just after the mails are marked done.
-	var after tickets.IMAPCheckpoint
-	waitFor(t, "the checkpoint at UID 3", func() bool {
-		after, err = cs.IMAPCheckpoint(context.Background(), p.Mailbox())
-		return err == nil && after.LastUID == 3
-	})
+	after := waitCheckpoint(t, pool, p, 3)
 	if after.UIDValidity == before.UIDValidity || after.LastUID != 3 {
 		t.Errorf("checkpoint after the change = %+v, before %+v; want a new uidvalidity and last_uid 3", after, before)
 	}
 
 	// Rebuild it once more, restoring all eight mails from a backup.
-	acct.run(t, func(c *imapclient.Client) error {
-		if err := c.Delete("Support").Wait(); err != nil {
-			return err
-		}
-		return c.Create("Support", nil).Wait()
-	})
+	acct.recreate(t, "Support")
 	srv.restart()
 	acct.appendMails(t, "Support", append(ids("old", 0, 5), ids("new", 0, 3)...)...)
 	acct.appendMails(t, "Support", "sentinel-0")

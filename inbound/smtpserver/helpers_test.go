@@ -152,6 +152,20 @@ func mail(id string, size int) []byte {
 	return []byte(b.String())
 }
 
+// greeted is a go-smtp client that has said EHLO, closed when t ends.
+func greeted(t testing.TB, addr string) *smtp.Client {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // send delivers one mail with a fresh go-smtp client.
 func send(addr, from string, to []string, msg []byte) error {
 	c, err := smtp.Dial(addr)

@@ -128,14 +128,7 @@ func TestRefusals(t *testing.T) {
 	}
 
 	t.Run("size announced", func(t *testing.T) {
-		c, err := smtp.Dial(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Hello("client.test"); err != nil {
-			t.Fatal(err)
-		}
+		c := greeted(t, addr)
 		if n, ok := c.MaxMessageSize(); !ok || n != 10_000 {
 			t.Errorf("SIZE = %d, %v; want 10000", n, ok)
 		}
@@ -347,14 +340,7 @@ func TestStartTLSAndAuth(t *testing.T) {
 	})
 
 	t.Run("no AUTH before TLS", func(t *testing.T) {
-		c, err := smtp.Dial(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Hello("client.test"); err != nil {
-			t.Fatal(err)
-		}
+		c := greeted(t, addr)
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			t.Error("STARTTLS not offered")
 		}
