@@ -18,6 +18,13 @@ mkdir -p "$out"
 
 echo "== intake (scripts/bench-intake.sh)" >&2
 scripts/bench-intake.sh ${BENCH_INTAKE_ARGS:-} | tee "$out/intake.txt"
+# The load generator, the servers and PostgreSQL share the machine's cores;
+# the 8-client 1 KB row again on one core shows how the ratio moves with them.
+rm -f "$out/intake-1core.txt"
+if [ "$(nproc)" -gt 1 ] && command -v taskset >/dev/null; then
+	echo "== intake on one core (taskset -c 0 scripts/bench-intake.sh -only smtp -clients 8 -sizes 1)" >&2
+	taskset -c 0 scripts/bench-intake.sh ${BENCH_INTAKE_ARGS:-} -only smtp -clients 8 -sizes 1 | tee "$out/intake-1core.txt"
+fi
 echo "== triage (go test -bench Triage ./workflows)" >&2
 go test ./workflows -run '^$' -bench Triage -benchtime ${BENCH_TRIAGE_N:-200}x -timeout 30m | tee "$out/triage.txt"
 echo "== delivery (go test -bench SenderDelivery ./outbound)" >&2
@@ -35,10 +42,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 	printf '%-40s | %-26s | %-40s | %s\n' "what" "ticketd" "baseline (same run)" "ratio"
 	printf '%s\n' "-----------------------------------------+----------------------------+------------------------------------------+------"
 	# Intake rows: clients size | ticketd rate p50 p99 | receiver ... | baseline rate p50 p99 | ...
-	awk -F'|' 'NF >= 5 && /^[0-9]+ +[0-9]+KB/ {
-		split($1, a, " "); split($2, t, " "); split($4, b, " ")
-		printf "%-40s | %-26s | %-40s | %.2f\n", "SMTP intake " a[2] ", " a[1] " client(s)", t[1] " mails/s p99 " t[3], b[1] " mails/s (go-smtp + one INSERT)", t[1] / b[1]
-	}' "$out/intake.txt"
+	intake_rows() {
+		awk -F'|' -v note="$2" 'NF >= 5 && /^[0-9]+ +[0-9]+KB/ {
+			split($1, a, " "); split($2, t, " "); split($4, b, " ")
+			printf "%-40s | %-26s | %-40s | %.2f\n", "SMTP intake " a[2] ", " a[1] " client(s)" note, t[1] " mails/s p99 " t[3], b[1] " mails/s (go-smtp + one INSERT)", t[1] / b[1]
+		}' "$1"
+	}
+	intake_rows "$out/intake.txt" ""
+	if [ -f "$out/intake-1core.txt" ]; then
+		intake_rows "$out/intake-1core.txt" ", 1 core"
+	fi
 	imap=$(awk '/^IMAP +[0-9]+ mails in/ { for (i = 1; i <= NF; i++) if ($i == "mails/s") print $(i-1) }' "$out/intake.txt" | head -1)
 	smtp1=$(awk '/^SMTP +the same mails over 1 connection/ { for (i = 1; i <= NF; i++) if ($i ~ /^mails\/s/) { print $(i-1); exit } }' "$out/intake.txt")
 	printf '%-40s | %-26s | %-40s | %s\n' "IMAP intake from Dovecot" "${imap:--} mails/s" "${smtp1:--} mails/s (same mails by SMTP, 1 conn)" "$(ratio "$imap" "$smtp1")"
@@ -53,6 +66,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 		rate=$(metric "$out/delivery.txt" "^$w" mails/s)
 		printf '%-40s | %-26s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
 	done
+	awk '/^CPU per mail/ { p = 1 } /^peak RSS/ { p = 0 } p && NF' "$out/intake.txt"
 	grep -E '^peak RSS|^goal' "$out/intake.txt" || true
 	grep -E '^Memory:|goal below 200 MB' "$out/intake.txt" || true
 } | tee "$out/summary.txt"

@@ -224,14 +224,16 @@ func (b *bench) smtpRows(ctx context.Context) error {
 			// the databases' growth) falls on all of them alike.
 			servers := []*server{bl, rc, tk}
 			res := make(map[*server]*result)
-			cpu := make(map[*server][2]time.Duration) // the server's, PostgreSQL's
+			cpu := make(map[*server][3]time.Duration) // the server's, PostgreSQL's, the load generator's
+			busy := make(map[*server][2]int64)        // the machine's ticks: all, busy
 			for _, srv := range servers {
 				res[srv] = &result{}
 			}
 			for slice := 0; slice < *slices; slice++ {
 				for i := range servers {
 					srv := servers[(i+slice)%len(servers)]
-					s0, p0 := cpuOf(srv.cmd.Process.Pid), b.postgresCPU()
+					s0, p0, l0 := cpuOf(srv.cmd.Process.Pid), b.postgresCPU(), selfCPU()
+					m0, i0 := machineTicks()
 					waits.set(srv == tk)
 					r := load(srv.addr, clients, body, *duration/time.Duration(*slices),
 						fmt.Sprintf("%s%d-%d-%d", srv.kind, clients, size, slice))
@@ -242,14 +244,18 @@ func (b *bench) smtpRows(ctx context.Context) error {
 					c := cpu[srv]
 					c[0] += cpuOf(srv.cmd.Process.Pid) - s0
 					c[1] += b.postgresCPU() - p0
+					c[2] += selfCPU() - l0
 					cpu[srv] = c
+					m1, i1 := machineTicks()
+					busy[srv] = [2]int64{busy[srv][0] + m1 - m0, busy[srv][1] + (m1 - m0) - (i1 - i0)}
 					res[srv].merge(r)
 				}
 			}
 			for _, srv := range servers {
 				n := time.Duration(max(res[srv].n, 1))
-				cpuRows = append(cpuRows, fmt.Sprintf("%-7d %-5s %-8s | %8.3f %8.3f",
-					clients, label, srv.kind, ms1(cpu[srv][0]/n), ms1(cpu[srv][1]/n)))
+				cpuRows = append(cpuRows, fmt.Sprintf("%-7d %-5s %-8s | %8.3f %8.3f %8.3f | %5.0f%%",
+					clients, label, srv.kind, ms1(cpu[srv][0]/n), ms1(cpu[srv][1]/n), ms1(cpu[srv][2]/n),
+					100*float64(busy[srv][1])/float64(max(busy[srv][0], 1))))
 			}
 			tick, recv, base := res[tk].sorted(), res[rc].sorted(), res[bl].sorted()
 			ratio := tick.rate() / base.rate()
@@ -262,8 +268,8 @@ func (b *bench) smtpRows(ctx context.Context) error {
 				base.rate(), ms(base.pct(50)), ms(base.pct(99)), ratio, recv.rate()/base.rate(), errNote(tick, recv, base))
 		}
 	}
-	fmt.Fprintf(b.out, "\nCPU per mail, in ms (the server process; PostgreSQL's backends):\n%-7s %-5s %-8s | %8s %8s\n",
-		"clients", "mail", "server", "server", "postgres")
+	fmt.Fprintf(b.out, "\nCPU per mail, in ms (the server process; PostgreSQL's backends; this process, the load generator), and how busy the machine's CPUs were:\n%-7s %-5s %-8s | %8s %8s %8s | %6s\n",
+		"clients", "mail", "server", "server", "postgres", "load", "busy")
 	for _, r := range cpuRows {
 		fmt.Fprintln(b.out, r)
 	}
