@@ -35,6 +35,7 @@ type draft struct {
 	auto      string // Auto-Submitted value; "" for a person's own words
 	parent    string // the Message-ID this mail answers, when the caller knows it
 	messageID string // a Message-ID chosen beforehand, or "" for a new one
+	passesOn  string // the Message-ID of the stored message this mail carries, which the thread holds already
 	subject   string // for mail outside a ticket
 	body      body
 	files     []tickets.Attachment // sent as attachments after the text
@@ -124,9 +125,17 @@ func (n *Notifier) newMessageID(t *tickets.Ticket) string {
 	return fmt.Sprintf("ticket-%d.%s@%s", t.ID, idEncoding.EncodeToString(b[:]), n.domain)
 }
 
-// validMsgID keeps ids that can be written back between angle brackets.
+// validMsgID keeps Message-IDs that can be written back between angle
+// brackets.
 func validMsgID(id string) bool {
-	if id == "" || !strings.Contains(id, "@") || len(id) > 250 {
+	return strings.Contains(id, "@") && bracketable(id)
+}
+
+// bracketable reports whether id can be written between angle brackets in
+// a header field: printable ASCII without spaces or brackets, and not too
+// long. Content-IDs need no more (some mailers leave out the @).
+func bracketable(id string) bool {
+	if id == "" || len(id) > 250 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -140,12 +149,17 @@ func validMsgID(id string) bool {
 // chain is the thread as one recipient knows it, oldest first: the opening
 // mail, then every mail they sent or received. When the caller names the
 // mail being answered (parent), the chain is what came before it, then
-// the parent. In-Reply-To is its last id.
-func chain(thread []tickets.ThreadEntry, parent string, max int) []string {
+// the parent. In-Reply-To is its last id. A message stored before its mail
+// is composed (a staff reply written on the web) is in the thread already:
+// its id, self, is left out, so that no copy of it answers itself.
+func chain(thread []tickets.ThreadEntry, self, parent string, max int) []string {
 	var ids []string
 	for _, e := range thread {
 		if e.MessageID == parent {
 			break
+		}
+		if e.MessageID == self {
+			continue
 		}
 		if (e.Opening || e.Seen) && validMsgID(e.MessageID) {
 			ids = append(ids, e.MessageID)
@@ -154,7 +168,10 @@ func chain(thread []tickets.ThreadEntry, parent string, max int) []string {
 	if validMsgID(parent) {
 		ids = append(ids, parent)
 	}
-	if max > 1 && len(ids) > max {
+	switch {
+	case max == 1 && len(ids) > 1:
+		ids = ids[len(ids)-1:]
+	case max > 1 && len(ids) > max:
 		ids = append(ids[:1:1], ids[len(ids)-(max-1):]...)
 	}
 	return ids
@@ -209,7 +226,7 @@ func (n *Notifier) compose(ctx context.Context, st *tickets.Store, d draft) (com
 		})
 		add("Subject", func(h *mail.Header) { h.SetSubject(c.subject) })
 		add("Message-ID", func(h *mail.Header) { h.SetMessageID(c.messageID) })
-		c.refs = chain(thread, d.parent, n.maxRefs)
+		c.refs = chain(thread, d.passesOn, d.parent, n.maxRefs)
 		if len(c.refs) > 0 {
 			// RFC 5322 3.6.4: In-Reply-To names the parent; References is
 			// the chain of ancestors ending with it.
@@ -282,19 +299,26 @@ func writeBody(buf *bytes.Buffer, h mail.Header, text, html []byte, files []tick
 	}
 	for _, f := range files {
 		var ah mail.AttachmentHeader
-		ct := f.ContentType
-		if ct == "" {
-			ct = "application/octet-stream"
+		t, params, err := mime.ParseMediaType(f.ContentType)
+		name := f.Filename
+		switch {
+		case err != nil:
+			t, params = "application/octet-stream", nil
+		case strings.HasPrefix(t, "multipart/"), strings.HasPrefix(t, "message/"):
+			// Every file goes as base64, which these types may not use
+			// (RFC 2045 6.4, RFC 2046 5.2.1): their bytes go as a file.
+			if name == "" && t == "message/rfc822" {
+				name = "message.eml"
+			}
+			t, params = "application/octet-stream", nil
 		}
-		if t, params, err := mime.ParseMediaType(ct); err == nil {
-			ah.SetContentType(t, params)
-		} else {
-			ah.SetContentType("application/octet-stream", nil)
+		ah.SetContentType(t, params)
+		if name != "" {
+			ah.SetFilename(name)
 		}
-		if f.Filename != "" {
-			ah.SetFilename(f.Filename)
-		}
-		if f.ContentID != "" {
+		// A Content-ID kept from a customer's mail may hold anything;
+		// go-message would write a broken part for a bad one, unreported.
+		if bracketable(f.ContentID) {
 			ah.Set("Content-ID", "<"+f.ContentID+">")
 		}
 		ah.Set("Content-Transfer-Encoding", "base64")

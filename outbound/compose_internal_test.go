@@ -52,19 +52,23 @@ func TestChain(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		thread []tickets.ThreadEntry
+		self   string
 		parent string
 		max    int
 		want   []string
 	}{
-		{"the opening and what the recipient saw", thread, "", 20, []string{"open@x", "ack@d", "reply@d"}},
-		{"a parent ends the chain, after its ancestors", thread, "mod@m", 20, []string{"open@x", "ack@d", "mod@m"}},
-		{"a parent the thread does not know is appended", thread, "elsewhere@y", 20, []string{"open@x", "ack@d", "reply@d", "elsewhere@y"}},
-		{"nothing seen yet: the opening", thread[:1], "", 20, []string{"open@x"}},
-		{"an empty thread", nil, "", 20, nil},
-		{"long chains keep the first and the newest", long, "", 5, []string{"m0@x", "m26@x", "m27@x", "m28@x", "m29@x"}},
+		{"the opening and what the recipient saw", thread, "new@d", "", 20, []string{"open@x", "ack@d", "reply@d"}},
+		{"a parent ends the chain, after its ancestors", thread, "new@d", "mod@m", 20, []string{"open@x", "ack@d", "mod@m"}},
+		{"a parent the thread does not know is appended", thread, "new@d", "elsewhere@y", 20, []string{"open@x", "ack@d", "reply@d", "elsewhere@y"}},
+		{"a mail stored before it is sent is not its own ancestor", thread, "reply@d", "", 20, []string{"open@x", "ack@d"}},
+		{"nor when it is in the middle", thread, "ack@d", "", 20, []string{"open@x", "reply@d"}},
+		{"nothing seen yet: the opening", thread[:1], "new@d", "", 20, []string{"open@x"}},
+		{"an empty thread", nil, "new@d", "", 20, nil},
+		{"long chains keep the first and the newest", long, "new@d", "", 5, []string{"m0@x", "m26@x", "m27@x", "m28@x", "m29@x"}},
+		{"a chain of one is the parent", thread, "new@d", "mod@m", 1, []string{"mod@m"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, chain(tc.thread, tc.parent, tc.max)); diff != "" {
+			if diff := cmp.Diff(tc.want, chain(tc.thread, tc.self, tc.parent, tc.max)); diff != "" {
 				t.Errorf("chain (-want +got):\n%s", diff)
 			}
 		})

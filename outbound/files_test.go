@@ -95,3 +95,99 @@ func TestRepliesCarryFiles(t *testing.T) {
 		t.Fatalf("over the limit: %d files, text:\n%s", len(last.files), last.text)
 	}
 }
+
+// TestFileWithBadContentID: a Content-ID kept from a customer's mail that
+// cannot be written back (a bare CR in it) is left out; the file arrives
+// whole.
+func TestFileWithBadContentID(t *testing.T) {
+	f := newFixture(t, nil)
+	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
+	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
+	tk := f.ticket(ann, "Printer", "It jams.", "open-1@customer.example")
+	f.tx(func(st *tickets.Store) error {
+		_, err := st.Assign(f.ctx, tk.ID, mo.ID, "", tickets.Actor{Channel: tickets.ChannelSystem})
+		return err
+	})
+	m, err := f.st.InsertMessage(f.ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Inbound,
+		Kind: tickets.KindReply, AuthorID: &ann.ID, MessageID: "ann-2@customer.example",
+		FromAddress: ann.Email, ReplyText: "See the file."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.InsertAttachment(f.ctx, tickets.Attachment{MessageID: m.ID, Filename: "a.png",
+		ContentType: "image/png", ContentID: "part1\rX-Evil: 1@x", Size: 3, SHA256: make([]byte, 32), Data: []byte("png")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.InTx(f.ctx, func(st *tickets.Store) error {
+		return f.n.ForwardToAssignee(f.ctx, st, "fwd-1", m.ID)
+	}); err != nil {
+		t.Fatalf("forward failed: %v", err)
+	}
+	p := parse(t, f.mails(tk.ID)[0].Data)
+	if len(p.files) != 1 || p.files[0].name != "a.png" || p.files[0].contentType != "image/png" || string(p.files[0].data) != "png" {
+		t.Errorf("attachment arrives as %+v; raw mail:\n%s", p.files, p.raw)
+	}
+}
+
+// TestAttachedMailIsSentAsFile: an attached mail (message/rfc822, as intake
+// records it) may not be base64 (RFC 2046 5.2.1); it goes as a file of
+// bytes, named, and arrives unchanged.
+func TestAttachedMailIsSentAsFile(t *testing.T) {
+	f := newFixture(t, nil)
+	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
+	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
+	tk := f.ticket(ann, "Printer", "It jams.", "open-1@customer.example")
+	f.tx(func(st *tickets.Store) error {
+		_, err := st.Assign(f.ctx, tk.ID, mo.ID, "", tickets.Actor{Channel: tickets.ChannelSystem})
+		return err
+	})
+	m, err := f.st.InsertMessage(f.ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Inbound,
+		Kind: tickets.KindReply, AuthorID: &ann.ID, MessageID: "ann-2@customer.example",
+		FromAddress: ann.Email, ReplyText: "See the forwarded mail."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eml := []byte("From: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n")
+	if _, err := f.st.InsertAttachment(f.ctx, tickets.Attachment{MessageID: m.ID, Filename: "",
+		ContentType: "message/rfc822", Size: int64(len(eml)), SHA256: make([]byte, 32), Data: eml}); err != nil {
+		t.Fatal(err)
+	}
+	f.tx(func(st *tickets.Store) error { return f.n.ForwardToAssignee(f.ctx, st, "fwd-1", m.ID) })
+	p := parse(t, f.mails(tk.ID)[0].Data)
+	if len(p.files) != 1 || p.files[0].name != "message.eml" || p.files[0].contentType != "application/octet-stream" ||
+		string(p.files[0].data) != string(eml) {
+		t.Errorf("attached mail arrives as %+v; raw mail:\n%s", p.files, p.raw)
+	}
+}
+
+// TestMultipartTypedFile: a file whose stored type is multipart/* (the JSON
+// API keeps the type a client names) is still encoded, not written raw into
+// the mail where its bytes would read as MIME structure.
+func TestMultipartTypedFile(t *testing.T) {
+	f := newFixture(t, nil)
+	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
+	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
+	tk := f.ticket(ann, "Printer", "It jams.", "open-1@customer.example")
+	m, err := f.st.InsertMessage(f.ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Outbound,
+		Kind: tickets.KindReply, AuthorID: &mo.ID, MessageID: "web-1@desk.example",
+		FromAddress: mo.Email, ToAddresses: []string{ann.Email}, ReplyText: "Here."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := []byte("\x00\xff binary \xc3\x28 " + strings.Repeat("x", 2000))
+	if _, err := f.st.InsertAttachment(f.ctx, tickets.Attachment{MessageID: m.ID, Filename: "blob.bin",
+		ContentType: "multipart/mixed", Size: int64(len(bin)), SHA256: make([]byte, 32), Data: bin}); err != nil {
+		t.Fatal(err)
+	}
+	f.tx(func(st *tickets.Store) error { return f.n.StaffReply(f.ctx, st, "web", m.ID) })
+	data := f.mails(tk.ID)[0].Data
+	for i, b := range data {
+		if b >= 0x80 || b == 0 {
+			t.Fatalf("byte %d of the mail is %#x: the file was not encoded", i, b)
+		}
+	}
+	p := parse(t, data)
+	if len(p.files) != 1 || p.files[0].name != "blob.bin" || string(p.files[0].data) != string(bin) {
+		t.Errorf("the file arrives as %+v", p.files)
+	}
+}

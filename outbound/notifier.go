@@ -537,8 +537,11 @@ func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe str
 				Paragraphs: append([]string{text}, filesNote...),
 				Reply:      []string{"Reply to this mail to answer. Please keep the subject as it is."},
 			}}
-			if i == 0 && msg.Direction == tickets.Outbound && validMsgID(msg.MessageID) {
-				d.messageID = msg.MessageID
+			if msg.Direction == tickets.Outbound {
+				d.passesOn = msg.MessageID
+				if i == 0 && validMsgID(msg.MessageID) {
+					d.messageID = msg.MessageID
+				}
 			}
 			drafts = append(drafts, d)
 		}

@@ -2,6 +2,7 @@ package outbound_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -355,4 +356,43 @@ func TestSignInLink(t *testing.T) {
 		t.Errorf("Auto-Submitted = %q", p.h.Get("Auto-Submitted"))
 	}
 	_ = time.Now
+}
+
+// TestWebReplyThreads: a reply written on the web is stored (To the
+// requester, Cc the others) before it is mailed; no copy of it names it in
+// In-Reply-To or References, and each answers the opening mail.
+func TestWebReplyThreads(t *testing.T) {
+	f := newFixture(t, nil)
+	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
+	bob := f.user("bob@customer.example", "Bob", tickets.RoleUser)
+	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
+	const opening = "open-1@customer.example"
+	tk := f.ticket(ann, "Printer", "It jams.", opening, bob)
+	const webID = "reply-1.abc@desk.example"
+	f.tx(func(st *tickets.Store) error {
+		m, err := st.InsertMessage(f.ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Outbound,
+			Kind: tickets.KindReply, AuthorID: &mo.ID, MessageID: webID, InReplyTo: opening,
+			Refs: []string{opening}, FromAddress: mo.Email, FromName: mo.Name,
+			ToAddresses: []string{ann.Email}, CcAddresses: []string{bob.Email},
+			Subject: "Re: Printer", TextBody: "Answered on the web.", ReplyText: "Answered on the web."})
+		if err != nil {
+			return err
+		}
+		return f.n.StaffReply(f.ctx, st, "web-reply", m.ID)
+	})
+	for _, m := range f.mails(tk.ID) {
+		p := parse(t, m.Data)
+		id, _ := p.h.MessageID()
+		irt := p.ids(t, "In-Reply-To")
+		refs := p.ids(t, "References")
+		if slices.Contains(refs, webID) || slices.Contains(refs, id) {
+			t.Errorf("mail to %v (Message-ID %s) names the reply itself in References %v", m.Recipients, id, refs)
+		}
+		if len(irt) != 1 || irt[0] != opening {
+			t.Errorf("mail to %v: In-Reply-To = %v, want %s", m.Recipients, irt, opening)
+		}
+	}
+	if n := len(f.mails(tk.ID)); n != 2 {
+		t.Errorf("%d mails, want one each to Ann and Bob", n)
+	}
 }

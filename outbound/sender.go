@@ -201,6 +201,7 @@ func (s *Sender) listen(ctx context.Context, wake chan<- struct{}) {
 func (s *Sender) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
+		leased := time.Now().Add(s.o.Lease)
 		mails, err := s.st.ClaimMail(ctx, s.o.BatchSize, s.o.Lease)
 		if err != nil {
 			return total, err
@@ -208,12 +209,16 @@ func (s *Sender) DeliverDue(ctx context.Context) (int, error) {
 		if len(mails) == 0 {
 			return total, nil
 		}
-		total += s.deliverBatch(ctx, mails)
+		total += s.deliverBatch(ctx, mails, leased)
 	}
 	return total, nil
 }
 
-func (s *Sender) deliverBatch(ctx context.Context, mails []tickets.OutboxMail) int {
+// deliverBatch delivers claimed mails, Workers at a time. The claim holds
+// until leased; a mail whose turn comes too late for its delivery to end
+// within it has its lease renewed first, or is left alone when another
+// sender has claimed it since.
+func (s *Sender) deliverBatch(ctx context.Context, mails []tickets.OutboxMail, leased time.Time) int {
 	jobs := make(chan tickets.OutboxMail)
 	var mu sync.Mutex
 	sent := 0
@@ -223,6 +228,9 @@ func (s *Sender) deliverBatch(ctx context.Context, mails []tickets.OutboxMail) i
 		go func() {
 			defer wg.Done()
 			for m := range jobs {
+				if time.Until(leased) < s.o.SendTimeout+s.o.Lease/10 && !s.renew(ctx, m) {
+					continue
+				}
 				if s.deliver(ctx, m) {
 					mu.Lock()
 					sent++
@@ -249,6 +257,20 @@ feed:
 		}
 	}
 	return sent
+}
+
+// renew extends the claim on m before its delivery; false means m is not
+// to be sent now: another sender claimed it, or the database could not
+// say.
+func (s *Sender) renew(ctx context.Context, m tickets.OutboxMail) bool {
+	held, err := s.st.RenewMailLease(ctx, m.ID, m.Attempts, s.o.Lease)
+	switch {
+	case err != nil:
+		s.log.Warn("mail outbox: renewing a claim", "message_id", m.MessageID, "err", err)
+	case !held:
+		s.log.Info("mail outbox: claim lost while waiting; another sender has the mail", "message_id", m.MessageID)
+	}
+	return err == nil && held
 }
 
 // deliver sends one mail and records the outcome. A delivery that started

@@ -1,6 +1,7 @@
 package outbound_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
 	"ticketd/outbound"
@@ -434,5 +436,69 @@ func TestPermanent(t *testing.T) {
 				t.Errorf("Permanent(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// countingTransport counts deliveries per Message-ID; slow is how long
+// each delivery takes.
+type countingTransport struct {
+	mu   sync.Mutex
+	n    map[string]int
+	slow time.Duration
+}
+
+func (c *countingTransport) Send(ctx context.Context, from string, to []string, data []byte) error {
+	select {
+	case <-time.After(c.slow):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r, err := mail.CreateReader(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	id, _ := r.Header.MessageID()
+	c.mu.Lock()
+	c.n[id]++
+	c.mu.Unlock()
+	return nil
+}
+
+// TestSenderRenewsLeaseWithinBatch: a claimed batch is worked through
+// Workers mails at a time. With a slow relay the lease of the last mails
+// would pass while they wait, and another sender would claim and send them
+// too; the sender renews a claim that is about to run out before it sends.
+// It takes some 40 s: a lease lasts at least SendTimeout + 30 s.
+func TestSenderRenewsLeaseWithinBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes some 40 s")
+	}
+	f := newFixture(t, func(o *outbound.NotifierOptions) { o.AutoLimitPerHour = -1 })
+	ids := f.queueMails(40, "ann@customer.example")
+	tr := &countingTransport{n: map[string]int{}, slow: 900 * time.Millisecond}
+	a := f.sender(tr, func(o *outbound.SenderOptions) {
+		o.Workers, o.BatchSize, o.SendTimeout, o.Lease = 1, 40, time.Second, 1 // Lease becomes 31s
+	})
+	b := f.sender(tr, func(o *outbound.SenderOptions) {
+		o.Workers, o.BatchSize, o.SendTimeout, o.Lease = 4, 40, time.Second, 1
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); a.DeliverDue(f.ctx) }()
+	// The other replica polls.
+	for polling := true; polling; {
+		select {
+		case <-done:
+			polling = false
+		case <-time.After(time.Second):
+			b.DeliverDue(f.ctx)
+		}
+	}
+	b.DeliverDue(f.ctx)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, id := range ids {
+		if tr.n[id] != 1 {
+			t.Errorf("mail %s delivered %d times, want once", id, tr.n[id])
+		}
 	}
 }

@@ -212,6 +212,18 @@ func (s *Store) ClaimMail(ctx context.Context, limit int, lease time.Duration) (
 	return out, nil
 }
 
+// RenewMailLease reserves a claimed mail for lease from now. ok is false
+// when the claim was lost (another sender has claimed the row since, or it
+// is no longer pending).
+func (s *Store) RenewMailLease(ctx context.Context, id int64, attempt int, lease time.Duration) (ok bool, err error) {
+	tag, err := s.db.Exec(ctx, `UPDATE mail_outbox SET next_attempt_at = now() + make_interval(secs => $3)
+		WHERE id = $1 AND attempts = $2 AND status = 'pending'`, id, attempt, lease.Seconds())
+	if err != nil {
+		return false, fmt.Errorf("renew the claim on mail %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // MarkMailSent records that the relay accepted the mail. ok is false when
 // the claim was lost (another sender has claimed the row since).
 func (s *Store) MarkMailSent(ctx context.Context, id int64, attempt int) (ok bool, err error) {
