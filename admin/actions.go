@@ -36,12 +36,32 @@ func (s *server) withTicket(ctx context.Context, v *viewer, id int64, fn func(tx
 	})
 }
 
-// assign gives the ticket to assigneeID. Admins assign anyone active on the
-// staff; a moderator who sees unassigned tickets may take one for
-// themselves, and nothing else.
-func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id, assigneeID int64, reason string) (tickets.Change, error) {
+// assignee names whom a ticket goes to: by id, or when that is 0 by
+// address.
+type assignee struct {
+	id    int64
+	email string
+}
+
+// assign gives the ticket to the assignee. Admins assign anyone active on
+// the staff; a moderator who sees unassigned tickets may take one for
+// themselves, and nothing else. An address is looked up only for a caller
+// who may assign to it, so that nobody else learns which addresses have
+// accounts.
+func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id int64, to assignee, reason string) (tickets.Change, error) {
 	var c tickets.Change
 	err := s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
+		assigneeID := to.id
+		if assigneeID == 0 && to.email != "" && (v.admin() || strings.EqualFold(to.email, v.User.Email)) {
+			u, err := tx.UserByEmail(ctx, to.email)
+			if isNotFound(err) {
+				return invalid("Nobody has the address %s.", to.email)
+			}
+			if err != nil {
+				return err
+			}
+			assigneeID = u.ID
+		}
 		switch {
 		case v.admin():
 		case v.staff() && t.AssigneeID == nil && assigneeID == v.User.ID:
@@ -127,7 +147,7 @@ func (s *server) messageID(kind string, userID int64, key string) string {
 		key = newNonce()
 	}
 	// RFC 5322 3.6.4: unique, with a domain ticketd owns on the right.
-	return fmt.Sprintf("%s.%d.%s@%s", kind, userID, strings.ToLower(key), s.domain)
+	return fmt.Sprintf("%s.%d.%s@%s", kind, userID, key, s.domain)
 }
 
 // staffMessage stores a moderator's or admin's reply to the requester, or an

@@ -250,6 +250,7 @@ func (s *server) routes() http.Handler {
 		r.Post("/signin", s.signIn)
 		r.Post("/signout", s.signOut)
 		r.Get("/t/{id}", s.signedLink)
+		r.Post("/t/{id}", s.signedLinkConfirm)
 
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireStaff)

@@ -442,19 +442,8 @@ func (s *server) apiAssign(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	if req.AssigneeID == 0 && req.AssigneeEmail != "" {
-		u, err := s.st.UserByEmail(ctx, req.AssigneeEmail)
-		if isNotFound(err) {
-			s.apiError(w, r, invalid("Nobody has the address %s.", req.AssigneeEmail))
-			return
-		}
-		if err != nil {
-			s.apiError(w, r, err)
-			return
-		}
-		req.AssigneeID = u.ID
-	}
-	c, err := s.assign(ctx, viewerFrom(ctx), tickets.ChannelAPI, id, req.AssigneeID, req.Reason)
+	c, err := s.assign(ctx, viewerFrom(ctx), tickets.ChannelAPI, id,
+		assignee{id: req.AssigneeID, email: req.AssigneeEmail}, req.Reason)
 	s.answerChange(w, r, id, c, err)
 }
 

@@ -1,13 +1,17 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/mail"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"ticketd/admin"
 	"ticketd/tickets"
@@ -305,5 +309,134 @@ func TestAPIChanges(t *testing.T) {
 	}
 	if len(req.Messages) != 3 {
 		t.Fatalf("requester sees %d messages, want 3", len(req.Messages))
+	}
+}
+
+// TestUnstorableText: a NUL character or bytes that are not UTF-8, in a
+// search, a form or a JSON body, are the caller's mistake (400), not ours.
+func TestUnstorableText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer jam", "it jams", e.req, &e.mod, "")
+	c := e.client()
+	c.signIn(e.admin)
+	tok := e.token(e.admin)
+	path := "/tickets/" + itoa(tk.ID)
+	for _, tc := range []struct {
+		name string
+		res  func() response
+	}{
+		{"search with NUL", func() response { return c.get("/tickets?q=%00") }},
+		{"search not UTF-8", func() response { return c.get("/tickets?q=%ff") }},
+		{"API search with NUL", func() response { return e.api(tok, "GET", "/tickets?q=%00", "") }},
+		{"API notes with NUL", func() response { return e.api(tok, "PUT", path+"/notes", `{"notes":"a\u0000b"}`) }},
+		{"API reply with NUL", func() response { return e.api(tok, "POST", path+"/reply", `{"body":"a\u0000b"}`) }},
+		{"web notes with NUL", func() response { return c.post(path+"/notes", url.Values{"notes": {"a\x00b"}}) }},
+		{"token name not UTF-8", func() response { return c.post("/tokens", url.Values{"name": {"a\xffb"}}) }},
+		{"sign-in address with NUL", func() response {
+			return e.client().post("/signin", url.Values{"email": {"a\x00b@example.com"}, "password": {"x"}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if res := tc.res(); res.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%d, want 400\n%s", res.StatusCode, res.body)
+			}
+		})
+	}
+	if got, err := e.st.Ticket(context.Background(), tk.ID); err != nil || got.HelpfulNotes != "" {
+		t.Errorf("notes changed to %q (%v)", got.HelpfulNotes, err)
+	}
+}
+
+// TestAPIAssignByAddress: an address is looked up only for a caller who may
+// assign to it, so nobody else learns which addresses have accounts.
+func TestAPIAssignByAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *admin.Options) { o.ModeratorsSeeUnassigned = true })
+	tk := e.ticket("Printer jam", "it jams", e.req, nil, "")
+	path := "/tickets/" + itoa(tk.ID) + "/assign"
+	for _, who := range []tickets.User{e.req2, e.req} {
+		tok := e.token(who)
+		unknown := e.api(tok, "POST", path, `{"assignee_email":"nobody@example.com"}`)
+		known := e.api(tok, "POST", path, `{"assignee_email":"mod2@example.com"}`)
+		if unknown.StatusCode != known.StatusCode || unknown.StatusCode/100 != 4 {
+			t.Errorf("%s: unknown address %d, known address %d; want the same refusal", who.Email, unknown.StatusCode, known.StatusCode)
+		}
+	}
+	modTok := e.token(e.mod)
+	if res := e.api(modTok, "POST", path, `{"assignee_email":"mod2@example.com"}`); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a moderator assigning someone else by address: %d, want 403", res.StatusCode)
+	}
+	if res := e.api(modTok, "POST", path, `{"assignee_email":"MOD@example.com"}`); res.StatusCode != http.StatusOK {
+		t.Fatalf("a moderator taking the ticket by their own address: %d %s", res.StatusCode, res.body)
+	}
+	adminTok := e.token(e.admin)
+	if res := e.api(adminTok, "POST", path, `{"assignee_email":"nobody@example.com"}`); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("an admin naming an unknown address: %d, want 422", res.StatusCode)
+	}
+	if res := e.api(adminTok, "POST", path, `{"assignee_email":"mod2@example.com"}`); res.StatusCode != http.StatusOK {
+		t.Errorf("an admin assigning by address: %d %s", res.StatusCode, res.body)
+	}
+	if got, err := e.st.Ticket(context.Background(), tk.ID); err != nil || got.AssigneeID == nil || *got.AssigneeID != e.mod2.ID {
+		t.Errorf("assignee %v (%v), want mod2 (%d)", got.AssigneeID, err, e.mod2.ID)
+	}
+}
+
+// TestIdempotencyKeysAreCaseSensitive: keys that differ in case are
+// different requests.
+func TestIdempotencyKeysAreCaseSensitive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer jam", "it jams", e.req, &e.mod, "")
+	tok := e.token(e.mod)
+	path := "/tickets/" + itoa(tk.ID) + "/reply"
+	for _, key := range []string{"AbCdEfGh12", "abcdefgh12"} {
+		if res := e.api(tok, "POST", path, `{"body":"answer under `+key+`"}`, "Idempotency-Key", key); res.StatusCode != http.StatusCreated {
+			t.Fatalf("key %s: %d %s", key, res.StatusCode, res.body)
+		}
+	}
+}
+
+// TestStaffRepliesThread: a staff reply, stored before it is mailed, answers
+// the thread and never itself.
+func TestStaffRepliesThread(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer jam", "it jams", e.req, &e.mod, "")
+	path := "/tickets/" + itoa(tk.ID) + "/reply"
+	if res := e.api(e.token(e.mod), "POST", path, `{"body":"Which model is it?"}`); res.StatusCode != http.StatusCreated {
+		t.Fatalf("API reply: %d %s", res.StatusCode, res.body)
+	}
+	c := e.client()
+	c.signIn(e.mod)
+	if res := c.post(path, url.Values{"body": {"Any news?"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("web reply: %d %s", res.StatusCode, res.body)
+	}
+	rows, err := e.pool.Query(context.Background(), `SELECT data FROM mail_outbox WHERE ticket_id = $1 AND kind = 'reply' ORDER BY id`, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	datas, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil || len(datas) != 2 {
+		t.Fatalf("%d reply mails (%v), want 2", len(datas), err)
+	}
+	var first string
+	for i, data := range datas {
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, parent, refs := m.Header.Get("Message-Id"), m.Header.Get("In-Reply-To"), m.Header.Get("References")
+		if own == "" || parent == own || strings.Contains(refs, own) {
+			t.Errorf("reply %d: Message-Id %s, In-Reply-To %s, References %s: it answers itself", i, own, parent, refs)
+		}
+		if !strings.HasPrefix(refs, "<open-printer-jam@example.net>") {
+			t.Errorf("reply %d: References %q do not start at the opening mail", i, refs)
+		}
+		if i == 0 {
+			first = own
+		} else if !strings.Contains(refs, first) {
+			t.Errorf("the second reply's References %q lack the first reply %s", refs, first)
+		}
 	}
 }

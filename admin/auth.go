@@ -256,8 +256,18 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 // /t/{id}?k=<token>: the token (signing.PurposeLink) names the ticket and
 // the person it was sent to. A requester gets a portal session as that
 // person; staff are sent to the ticket's page, behind their password.
+//
+// Opening a link never replaces the session of somebody else signed in on
+// the same browser, since anyone can send anyone a link of their own:
+// staff signed in stay themselves and go to the ticket's staff page, and
+// another requester is asked to confirm with a button (signedLinkConfirm).
 func (s *server) signedLink(w http.ResponseWriter, r *http.Request) {
 	s.openSignedLink(w, r, r.URL.Query().Get("k"))
+}
+
+// signedLinkConfirm is the button of that question: POST /t/{id} with k.
+func (s *server) signedLinkConfirm(w http.ResponseWriter, r *http.Request) {
+	s.openSignedLink(w, r, r.PostFormValue("k"))
 }
 
 func (s *server) openSignedLink(w http.ResponseWriter, r *http.Request, token string) {
@@ -296,7 +306,17 @@ func (s *server) openSignedLink(w http.ResponseWriter, r *http.Request, token st
 		s.errorPage(w, r, err)
 		return
 	}
-	if v := viewerFrom(ctx); v == nil || v.User.ID != u.ID {
+	ticketPath := strconv.FormatInt(id, 10)
+	v := viewerFrom(ctx)
+	switch {
+	case v != nil && v.User.ID != u.ID && v.staff():
+		s.redirect(w, r, "/tickets/"+ticketPath)
+		return
+	case v != nil && v.User.ID != u.ID && r.Method != http.MethodPost:
+		s.render(w, r, http.StatusOK, "portal_login", PortalLoginPage{Page: s.page(r, "Sign in", "portal"),
+			Action: "/t/" + ticketPath, Field: "k", Token: token, Email: u.Email, Current: v.User.Email})
+		return
+	case v == nil || v.User.ID != u.ID:
 		if err := s.sessions.RenewToken(ctx); err != nil {
 			s.errorPage(w, r, err)
 			return
@@ -305,7 +325,7 @@ func (s *server) openSignedLink(w http.ResponseWriter, r *http.Request, token st
 		s.sessions.Put(ctx, "auth", authLink)
 		s.log.Info("signed in by ticket link", "user_id", u.ID, "ticket_id", id)
 	}
-	s.redirect(w, r, "/portal/tickets/"+strconv.FormatInt(id, 10))
+	s.redirect(w, r, "/portal/tickets/"+ticketPath)
 }
 
 // overLimit records an attempt under each key and reports whether any key

@@ -119,8 +119,8 @@ func cleanText(body string, max int, what string) (string, error) {
 	if body == "" {
 		return "", invalid("Write the %s first.", what)
 	}
-	if !utf8.ValidString(body) {
-		return "", badRequest("The %s is not valid UTF-8.", what)
+	if !utf8.ValidString(body) || strings.ContainsRune(body, 0) {
+		return "", badRequest("The %s is not valid UTF-8 text.", what)
 	}
 	if utf8.RuneCountInString(body) > max {
 		return "", invalid("The %s may have at most %d characters.", what, max)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"ticketd/inbound"
 	"ticketd/tickets"
 )
@@ -53,8 +55,18 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusConflict, "conflict", "This mail was opened as a ticket already."
 	case errors.Is(err, inbound.ErrRejected):
 		return http.StatusUnprocessableEntity, "rejected", "Intake refused this message; it was not stored."
+	case unstorableText(err):
+		return http.StatusBadRequest, "bad_request", "The request holds text that cannot be stored: a NUL character or bytes that are not UTF-8."
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "unavailable", "The request took too long; try again."
 	}
 	return http.StatusInternalServerError, "internal", "Something went wrong on our side; it has been logged."
+}
+
+// unstorableText reports PostgreSQL refusing a text value that came with
+// the request: a NUL character or invalid UTF-8 (SQLSTATE 22021), or a
+// character the database's encoding lacks (22P05).
+func unstorableText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }

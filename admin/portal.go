@@ -36,8 +36,11 @@ type PortalSentPage struct {
 // it before its owner clicks.
 type PortalLoginPage struct {
 	Page
-	Token string
-	Email string
+	Action  string // where the button posts
+	Field   string // the form field that carries Token
+	Token   string
+	Email   string
+	Current string // the address signed in now, when it is someone else's
 }
 
 func (s *server) portalSignInForm(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +118,7 @@ func (s *server) portalLoginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "portal_login", PortalLoginPage{Page: s.page(r, "Sign in", "portal"),
-		Token: token, Email: u.Email})
+		Action: "/portal/login", Field: "token", Token: token, Email: u.Email})
 }
 
 // portalLogin uses up a sign-in link and starts a new session for its

@@ -168,6 +168,54 @@ func TestSignedTicketLink(t *testing.T) {
 	}
 }
 
+// TestSignedLinkKeepsAnotherSession: anyone can send anyone a signed link
+// of their own, so opening one never silently replaces the session of
+// somebody else signed in on the browser. Staff stay themselves; another
+// requester is asked, and only the button switches.
+func TestSignedLinkKeepsAnotherSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer jam", "it jams", e.req, &e.mod, "")
+	link := "/t/" + itoa(tk.ID) + "?k=" + e.linkToken(e.req, tk.ID)
+	signedInAs := func(c *client, who tickets.User) bool {
+		t.Helper()
+		res := c.get("/portal")
+		return res.StatusCode == http.StatusOK && strings.Contains(res.body, who.Email)
+	}
+
+	staff := e.client()
+	staff.signIn(e.mod)
+	for _, path := range []string{link, "/tickets/" + itoa(tk.ID) + "?token=" + e.linkToken(e.req, tk.ID)} {
+		res := staff.get(path)
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/tickets/"+itoa(tk.ID) {
+			t.Fatalf("staff opening %s: %d %q, want the staff page", path, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	if res := staff.get("/tickets/" + itoa(tk.ID)); res.StatusCode != http.StatusOK {
+		t.Fatalf("the moderator's session is gone: %d", res.StatusCode)
+	}
+	if signedInAs(staff, e.req) {
+		t.Fatal("the moderator's browser is signed in as the requester")
+	}
+
+	other := e.client()
+	other.signInLink(e.req2, e.ticket("Theirs", "y", e.req2, nil, "").ID)
+	res := other.get(link)
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.body, "You are signed in as <strong>"+e.req2.Email) {
+		t.Fatalf("another requester opening the link: %d, want the question\n%s", res.StatusCode, res.body)
+	}
+	if !signedInAs(other, e.req2) {
+		t.Fatal("opening the link changed the session")
+	}
+	res = other.post("/t/"+itoa(tk.ID), url.Values{"k": {e.linkToken(e.req, tk.ID)}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/portal/tickets/"+itoa(tk.ID) {
+		t.Fatalf("confirming: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if !signedInAs(other, e.req) {
+		t.Fatal("the button did not sign in the link's owner")
+	}
+}
+
 // TestPortalWritesThroughIntake opens a ticket and replies on the portal;
 // both arrive as mail through the real intake, with source "web".
 func TestPortalWritesThroughIntake(t *testing.T) {

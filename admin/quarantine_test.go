@@ -202,3 +202,38 @@ func TestPeople(t *testing.T) {
 		t.Fatal("the admin demoted themselves")
 	}
 }
+
+// TestReleaseWithoutMessageID: a held mail without a Message-ID of its own
+// gets one like every stored id (no angle brackets), so replies thread to
+// it.
+func TestReleaseWithoutMessageID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.hold(strings.Replace(bounce, "Message-ID: <bounce-1@mx.example.net>\r\n", "", 1), "bounce", "no ticket")
+	if _, err := e.pool.Exec(ctx, `UPDATE quarantine SET message_id = '' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.signIn(e.admin)
+	res := c.post("/quarantine/"+itoa(id)+"/release", nil)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("release: %d", res.StatusCode)
+	}
+	tid := strings.TrimPrefix(res.Header.Get("Location"), "/tickets/")
+	want := "quarantine-" + itoa(id) + "@ticketd.invalid"
+	var got string
+	if err := e.pool.QueryRow(ctx, `SELECT message_id FROM messages WHERE ticket_id = $1`, tid).Scan(&got); err != nil || got != want {
+		t.Fatalf("stored Message-ID %q (%v), want %q", got, err, want)
+	}
+	if res := e.api(e.token(e.admin), "POST", "/tickets/"+tid+"/reply", `{"body":"hello"}`); res.StatusCode != http.StatusCreated {
+		t.Fatalf("reply: %d %s", res.StatusCode, res.body)
+	}
+	var data []byte
+	if err := e.pool.QueryRow(ctx, `SELECT data FROM mail_outbox WHERE ticket_id = $1 AND kind = 'reply'`, tid).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "References: <"+want+">") {
+		t.Errorf("the reply does not thread to the released mail:\n%s", data)
+	}
+}

@@ -468,8 +468,8 @@ func (s *server) ticketChange(what string, change func(r *http.Request, v *viewe
 }
 
 func (s *server) ticketAssign(r *http.Request, v *viewer, id int64) (tickets.Change, error) {
-	assignee, _ := strconv.ParseInt(r.PostFormValue("assignee_id"), 10, 64)
-	return s.assign(r.Context(), v, tickets.ChannelWeb, id, assignee, r.PostFormValue("reason"))
+	to, _ := strconv.ParseInt(r.PostFormValue("assignee_id"), 10, 64)
+	return s.assign(r.Context(), v, tickets.ChannelWeb, id, assignee{id: to}, r.PostFormValue("reason"))
 }
 
 func (s *server) ticketStatus(r *http.Request, v *viewer, id int64) (tickets.Change, error) {

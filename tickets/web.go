@@ -477,7 +477,7 @@ func (s *Store) ReleaseHeldMail(ctx context.Context, id int64, m ReleasedMail, a
 		}
 	}
 	if msgID == "" {
-		msgID = fmt.Sprintf("<quarantine-%d@ticketd.invalid>", h.ID)
+		msgID = fmt.Sprintf("quarantine-%d@ticketd.invalid", h.ID)
 	}
 	raw := h.RawMessageID
 	if _, err := s.InsertMessage(ctx, Message{TicketID: t.ID, Direction: Inbound, Kind: KindOpening,
