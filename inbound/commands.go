@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"ticketd/inbound/mailparse"
 	"ticketd/signing"
 	"ticketd/tickets"
@@ -62,6 +64,13 @@ func (p *process) authorize(ctx context.Context, tok *replyToken, fromUser *tick
 		case !errors.Is(err, tickets.ErrNotFound):
 			return authority{}, err
 		}
+	}
+	if !p.d.senderIsFrom() {
+		// Authority comes from the From field alone, the address DMARC
+		// vouches for: the fallbacks that name the sender of a mail
+		// without a readable From (Sender, Reply-To, the envelope) are
+		// good for threading and storing, and prove nobody.
+		fromUser = nil
 	}
 	fromDomain := p.d.sender.Address[strings.LastIndexByte(p.d.sender.Address, '@')+1:]
 	fail := authFailure(p.d.m.AuthenticationResults, p.in.opt.TrustedAuthServers, fromDomain)
@@ -138,6 +147,8 @@ func (p *process) applyCommands(ctx context.Context, ticketID int64, actor *tick
 			lines = append(lines, refused(c, r.reason))
 		case errors.Is(err, tickets.ErrInvalid):
 			lines = append(lines, refused(c, strings.TrimPrefix(err.Error(), tickets.ErrInvalid.Error()+": ")))
+		case unstorable(err):
+			lines = append(lines, refused(c, "the value cannot be stored (it is too long, or not text)"))
 		default:
 			_ = sp.Rollback(ctx)
 			return nil, fmt.Errorf("apply command %q: %w", c.Line, err)
@@ -147,6 +158,15 @@ func (p *process) applyCommands(ctx context.Context, ticketID int64, actor *tick
 		}
 	}
 	return lines, nil
+}
+
+// unstorable reports PostgreSQL refusing a value itself: a data exception
+// (SQLSTATE class 22) or a value over a limit, such as an index entry
+// (class 54). The same command would fail again, so it is refused rather
+// than failing the whole mail.
+func unstorable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
 }
 
 func refused(c mailparse.Command, reason string) ReceiptLine {

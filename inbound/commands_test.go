@@ -77,6 +77,11 @@ func TestCommandSecurity(t *testing.T) {
 			from:     func(s *staffEnv) string { return "Mallory <mallory@evil.example>" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
 			wantTold: "mod@staff.example", wantReason: "sender mismatch"},
+		{name: "no readable From, the moderator's address in Sender",
+			from:     func(s *staffEnv) string { return "mallory at evil" },
+			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
+			headers:  []string{"Sender: mod@staff.example"},
+			wantTold: "mod@staff.example", wantReason: "sender mismatch"},
 		{name: "the moderator's From without a reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return support },
@@ -260,6 +265,31 @@ func TestCommandsApplyOneByOne(t *testing.T) {
 		if q.Kind == "reply" {
 			t.Error("a commands-only mail was sent to the requester")
 		}
+	}
+}
+
+// TestCommandValuesOutOfBounds: a value ticketd does not keep is refused in
+// the receipt, and the other commands of the mail apply; the mail does not
+// fail (an index entry of over 2,712 bytes once made every delivery of it
+// fail).
+func TestCommandValuesOutOfBounds(t *testing.T) {
+	s := newStaffEnv(t)
+	to := s.replyAddress(s.ticket, s.mod.ID, time.Now().Add(time.Hour))
+	long := strings.Repeat("x", 6000)
+	many := make([]string, tickets.MaxSkills+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("skill-%d", i)
+	}
+	s.deliver(mail{From: "mod@staff.example", To: to,
+		Body: "priority: high\nskills: printers, " + long + "\nskills: " + strings.Join(many, ",") + "\n\nOn it.\n"}.bytes())
+	tk := s.env.ticket(s.ticket)
+	if tk.Priority != tickets.PriorityHigh || len(tk.Skills) != 0 {
+		t.Errorf("priority %s skills %v, want high and none", tk.Priority, tk.Skills)
+	}
+	got := s.receipts()["mod@staff.example"]
+	if len(got) != 3 || !got[0].Applied || got[1].Applied || got[2].Applied ||
+		!strings.Contains(got[1].Reason, "at most 64 characters") || !strings.Contains(got[2].Reason, "at most 32 skills") {
+		t.Errorf("receipt %+v", got)
 	}
 }
 

@@ -318,10 +318,19 @@ type delivery struct {
 	now      time.Time
 }
 
+// maxMessageID is the longest Message-ID kept as the mail's own, in bytes.
+const maxMessageID = 990
+
 func (in *Intake) prepare(raw []byte, src Source) *delivery {
 	d := &delivery{raw: raw, sum: sha256.Sum256(raw), src: src, now: in.now()}
 	d.m, d.sender = parseMail(raw, src, in.opt.MaxAttachmentBytes, in.opt.MaxAttachments)
 	d.headerID = clean(d.m.MessageID)
+	if len(d.headerID) > maxMessageID {
+		// Longer than a header line may be (RFC 5322 2.1.1), and than
+		// an index entry can hold: the mail is stored as one without a
+		// Message-ID, under an id made from its bytes.
+		d.headerID = ""
+	}
 	if d.headerID != "" {
 		h := sha256.Sum256([]byte(tickets.NormalizeEmail(d.sender.Address)))
 		d.altID = "td-" + hex.EncodeToString(h[:6]) + "-" + d.headerID
@@ -369,6 +378,13 @@ func pickSender(m *mailparse.Message, src Source) mailparse.Address {
 		}
 	}
 	return mailparse.Address{}
+}
+
+// senderIsFrom reports whether the sender was taken from the From field,
+// not from one of pickSender's fallbacks.
+func (d *delivery) senderIsFrom() bool {
+	from := clean(strings.TrimSpace(d.m.From.Address))
+	return d.sender.Address != "" && plausibleAddress(from) && tickets.NormalizeEmail(from) == d.sender.Address
 }
 
 // plausibleAddress accepts local@domain with no spaces or brackets: enough

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -255,6 +256,54 @@ func TestMailWithoutMessageID(t *testing.T) {
 	}
 	if id := e.message(r1.MessageID).MessageID; !strings.HasSuffix(id, "@ticketd.invalid") {
 		t.Errorf("stored Message-ID %q", id)
+	}
+}
+
+// TestOverlongMessageID: a Message-ID longer than a header line may be is
+// no index's key; the mail is stored as one without a Message-ID, and the
+// same bytes again are a duplicate.
+func TestOverlongMessageID(t *testing.T) {
+	e := newEnv(t)
+	raw := mail{From: "ann@example.com", MessageID: "<" + strings.Repeat("7f", 2000) + "@example.com>"}.bytes()
+	r1 := e.deliver(raw)
+	r2 := e.deliver(raw)
+	if r1.TicketID == 0 || !r2.Duplicate || r2.TicketID != r1.TicketID {
+		t.Fatalf("first %+v, second %+v", r1, r2)
+	}
+	if id := e.message(r1.MessageID).MessageID; !strings.HasPrefix(id, "td-") || !strings.HasSuffix(id, "@ticketd.invalid") {
+		t.Errorf("stored Message-ID %q", id)
+	}
+}
+
+// TestHugeSubject: a subject of over a megabyte (hostile or broken mail)
+// is cut on the ticket, kept whole in the message, and the ticket takes
+// changes after: each builds its search document, which PostgreSQL caps
+// at 1 MB.
+func TestHugeSubject(t *testing.T) {
+	s := newStaffEnv(t)
+	var subject strings.Builder
+	for i := 0; subject.Len() < 1_300_000; i++ {
+		if i > 0 && i%300 == 0 {
+			subject.WriteString("\r\n")
+		}
+		fmt.Fprintf(&subject, " w%x", i)
+	}
+	r := s.deliver(mail{From: "ann@example.com", MessageID: "<huge@example.com>", Subject: "x" + subject.String()}.bytes())
+	tk := s.env.ticket(r.TicketID)
+	if n := utf8.RuneCountInString(tk.Subject); n != tickets.MaxSubject || !strings.HasSuffix(tk.Subject, "…") {
+		t.Errorf("ticket subject of %d characters ending %q, want %d ending …", n, tk.Subject[len(tk.Subject)-10:], tickets.MaxSubject)
+	}
+	if n := len(s.message(r.MessageID).Subject); n < 1_000_000 {
+		t.Errorf("the message kept %d bytes of the subject, want it whole", n)
+	}
+	if _, err := s.pool.Exec(context.Background(), `UPDATE tickets SET subject = subject || $2 WHERE id = $1`,
+		r.TicketID, subject.String()); err != nil {
+		t.Fatalf("a ticket with a huge subject from before the bound: %v", err)
+	}
+	to := s.replyAddress(r.TicketID, s.mod.ID, time.Now().Add(time.Hour))
+	s.deliver(mail{From: "mod@staff.example", To: to, Body: "priority: high\n\nLooking into it.\n"}.bytes())
+	if got := s.env.ticket(r.TicketID).Priority; got != tickets.PriorityHigh {
+		t.Errorf("priority %s after the moderator's command", got)
 	}
 }
 

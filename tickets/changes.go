@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Actor is who makes a change, and through which channel.
@@ -175,8 +176,24 @@ func (s *Store) SetHelpfulNotes(ctx context.Context, ticketID int64, notes strin
 
 // SetSkills replaces the skills a ticket needs. Run it inside InTx.
 func (s *Store) SetSkills(ctx context.Context, ticketID int64, skills []string, a Actor) (Change, error) {
-	return s.setField(ctx, ticketID, "skills", strings.Join(NormalizeSkills(skills), ", "), a)
+	skills = NormalizeSkills(skills)
+	if len(skills) > MaxSkills {
+		return Change{}, fmt.Errorf("%w: a ticket may need at most %d skills", ErrInvalid, MaxSkills)
+	}
+	for _, sk := range skills {
+		if utf8.RuneCountInString(sk) > MaxSkillLength {
+			return Change{}, fmt.Errorf("%w: a skill may have at most %d characters", ErrInvalid, MaxSkillLength)
+		}
+	}
+	return s.setField(ctx, ticketID, "skills", strings.Join(skills, ", "), a)
 }
+
+// A ticket's skills are short words ("postgres", "networking") that match
+// moderators' skills.
+const (
+	MaxSkills      = 32
+	MaxSkillLength = 64
+)
 
 // setField changes one plain column; value is its text form.
 func (s *Store) setField(ctx context.Context, ticketID int64, field, value string, a Actor) (Change, error) {

@@ -363,9 +363,7 @@ func (s *Store) later(ctx context.Context, what, sql string, args ...any) error 
 // QueueTicket opens a ticket in To-Do under an id taken from its sequence,
 // like CreateTicket.
 func (s *Store) QueueTicket(ctx context.Context, id int64, n NewTicket) error {
-	if n.AutoKind == "" {
-		n.AutoKind = "none"
-	}
+	n = n.normalized()
 	return s.later(ctx, "insert ticket", `
 		INSERT INTO tickets (id, subject, description, requester_id, auto_kind, linked_ticket_id)
 		VALUES ($1, $2, $3, $4, $5, $6)`, id, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID)

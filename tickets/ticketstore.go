@@ -3,6 +3,8 @@ package tickets
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -48,11 +50,24 @@ type NewTicket struct {
 	LinkedTicketID *int64
 }
 
-// CreateTicket opens a ticket in To-Do and makes its requester a participant.
-func (s *Store) CreateTicket(ctx context.Context, n NewTicket) (Ticket, error) {
+// MaxSubject is the most characters a ticket's subject keeps; a longer one
+// (a mail's subject is unbounded) is cut, and the message keeps it whole.
+const MaxSubject = 1000
+
+// normalized fills in defaults and bounds the subject.
+func (n NewTicket) normalized() NewTicket {
 	if n.AutoKind == "" {
 		n.AutoKind = "none"
 	}
+	if utf8.RuneCountInString(n.Subject) > MaxSubject {
+		n.Subject = strings.TrimSpace(string([]rune(n.Subject)[:MaxSubject-1])) + "…"
+	}
+	return n
+}
+
+// CreateTicket opens a ticket in To-Do and makes its requester a participant.
+func (s *Store) CreateTicket(ctx context.Context, n NewTicket) (Ticket, error) {
+	n = n.normalized()
 	t, err := scanTicket(s.db.QueryRow(ctx, `
 		INSERT INTO tickets (subject, description, requester_id, auto_kind, linked_ticket_id)
 		VALUES ($1, $2, $3, $4, $5)

@@ -2,6 +2,9 @@ package smtpserver
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,5 +93,75 @@ func waitQueued(t *testing.T, b *budget, n int) {
 			t.Fatalf("%d waiters, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// dataSession is a session of s for calling Data directly, with the size
+// the client declared (0: none).
+func dataSession(s *Server, sizeHint int64) *session {
+	log := slog.New(slog.DiscardHandler)
+	return &session{s: s, c: &conn{s: s, log: log}, log: log, sizeHint: sizeHint}
+}
+
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// TestBudgetAfterBusy: a small message that waited too long for its share
+// is answered 452 and gives back nothing it did not take.
+func TestBudgetAfterBusy(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{
+		Deliver:          func(context.Context, []byte, Envelope) error { return nil },
+		Accepts:          func(string) bool { return true },
+		MaxMessageBytes:  1000,
+		MaxInflightBytes: 1000,
+		ReadTimeout:      50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.budget.acquire(context.Background(), 1000); err != nil { // another message holds it all
+		t.Fatal(err)
+	}
+	if err := dataSession(s, 0).Data(strings.NewReader("Subject: hi\r\n\r\nhello\r\n")); !errors.Is(err, errBusy) {
+		t.Fatalf("Data: %v, want 452", err)
+	}
+	if used := s.budget.inUse(); used != 1000 {
+		t.Errorf("budget in use %d after the refused message, want 1000 (the other message's)", used)
+	}
+}
+
+// TestBudgetSizeUnderstated: a message larger than the SIZE its client
+// declared takes a full share before the rest is read, so a lie does not
+// get past the budget; one about its declared size is delivered.
+func TestBudgetSizeUnderstated(t *testing.T) {
+	t.Parallel()
+	var delivered int
+	s, err := New(Options{
+		Deliver:          func(_ context.Context, raw []byte, _ Envelope) error { delivered = len(raw); return nil },
+		Accepts:          func(string) bool { return true },
+		MaxMessageBytes:  100_000,
+		MaxInflightBytes: 10_000,
+		ReadTimeout:      50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.budget.acquire(context.Background(), 9_000); err != nil { // other mail in flight
+		t.Fatal(err)
+	}
+	big := "Subject: hi\r\n\r\n" + strings.Repeat("x", 50_000) + "\r\n"
+	if err := dataSession(s, 1).Data(strings.NewReader(big)); !errors.Is(err, errBusy) {
+		t.Errorf("a %d-byte message declared as 1 byte: %v (%d bytes delivered), want 452", len(big), err, delivered)
+	}
+	small := "Subject: hi\r\n\r\n" + strings.Repeat("x", 500) + "\r\n"
+	if err := dataSession(s, int64(len(small))-10).Data(strings.NewReader(small)); err != nil || delivered != len(small) {
+		t.Errorf("a message about its declared size: %v, %d bytes delivered", err, delivered)
+	}
+	if used := s.budget.inUse(); used != 9_000 {
+		t.Errorf("budget in use %d afterwards, want 9000 (the other mail's)", used)
 	}
 }

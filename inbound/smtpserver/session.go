@@ -194,32 +194,42 @@ const freeBytes = 1 << 20
 // read reads the whole message, which go-smtp bounds by MaxMessageBytes,
 // after taking its size from the in-flight budget: the size the client
 // declared (RFC 1870), or, when it declared none, the message's own size
-// when it is small, else MaxMessageBytes. weight is what to release.
+// when it is small, else MaxMessageBytes. A message that turns out larger
+// than declared takes MaxMessageBytes before the rest is read. weight is
+// what was taken, and what to release, error or not.
 func (ss *session) read(r io.Reader) (raw []byte, weight int64, err error) {
 	max := ss.s.opt.MaxMessageBytes
+	var head []byte
 	if hint := ss.sizeHint; hint > 0 {
 		weight = min(hint, max)
 		if err := ss.waitBudget(weight); err != nil {
 			return nil, 0, err
 		}
-		raw, err := readMessage(r, hint, max, nil)
-		return raw, weight, err
+		// A declared size is an estimate (line endings, encodings):
+		// a little more is read at the same weight.
+		lr := &io.LimitedReader{R: r, N: weight + weight/16 + 4096 + 1}
+		head, err = readMessage(lr, hint, max, nil)
+		if err != nil || lr.N > 0 {
+			return head, weight, err
+		}
+	} else {
+		lr := &io.LimitedReader{R: r, N: freeBytes + 1}
+		head, err = readMessage(lr, 0, max, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		if lr.N > 0 {
+			if err := ss.waitBudget(int64(len(head))); err != nil {
+				return nil, 0, err
+			}
+			return head, int64(len(head)), nil
+		}
 	}
-	lr := &io.LimitedReader{R: r, N: freeBytes + 1}
-	head, err := readMessage(lr, 0, max, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	if lr.N > 0 {
-		weight = int64(len(head))
-		return head, weight, ss.waitBudget(weight)
-	}
-	weight = max
-	if err := ss.waitBudget(weight); err != nil {
-		return nil, 0, err
+	if err := ss.waitBudget(max - weight); err != nil {
+		return nil, weight, err
 	}
 	raw, err = readMessage(r, 0, max, head)
-	return raw, weight, err
+	return raw, max, err
 }
 
 // errBusy: RFC 3463 X.3.1, mail system full, try again.
