@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -94,9 +96,16 @@ func decodeJSON(r *http.Request, v any) error { return decodeJSONUpTo(r, v, maxJ
 
 // decodeJSONUpTo is decodeJSON for a body of at most max bytes.
 func decodeJSONUpTo(r *http.Request, v any, max int64) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, max+1))
+	body := &io.LimitedReader{R: r.Body, N: max + 1}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	var tooLarge *http.MaxBytesError
+	if body.N == 0 || errors.As(err, &tooLarge) {
+		return &userError{status: http.StatusRequestEntityTooLarge, code: "too_large",
+			msg: fmt.Sprintf("The body is larger than this call takes (%d MB).", max>>20)}
+	}
+	if err != nil {
 		return badRequest("The body is not the JSON this call takes: %s.", err)
 	}
 	if dec.More() {
@@ -187,13 +196,31 @@ func (s *server) apiList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	form := parseListForm(q)
+	if val := q.Get("assignee"); val != "" && form.Assignee != val {
+		s.apiError(w, r, invalid("assignee is none, me or a user's id, not %q", val))
+		return
+	}
+	if val := q.Get("sort"); val != "" && form.Sort != val {
+		s.apiError(w, r, invalid("sort is one of %s, not %q", strings.Join(tickets.Sorts, ", "), val))
+		return
+	}
 	f := form.filter(v, s.scope(v))
 	f.Limit, f.Offset = 50, 0
-	if l, err := strconv.Atoi(q.Get("limit")); err == nil && l > 0 {
-		f.Limit = min(l, 200)
-	}
-	if o, err := strconv.Atoi(q.Get("offset")); err == nil && o > 0 {
-		f.Offset = o
+	for _, p := range []struct {
+		name     string
+		to       *int
+		min, max int
+	}{{"limit", &f.Limit, 1, 200}, {"offset", &f.Offset, 0, maxOffset}} {
+		val := q.Get(p.name)
+		if val == "" {
+			continue
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil || n < p.min || n > p.max {
+			s.apiError(w, r, invalid("%s is a whole number from %d to %d, not %q", p.name, p.min, p.max, val))
+			return
+		}
+		*p.to = n
 	}
 	items, total, err := s.st.ListTickets(ctx, f)
 	if err != nil {

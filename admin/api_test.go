@@ -440,3 +440,27 @@ func TestStaffRepliesThread(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIRequestBounds: filters the list does not know are refused, not
+// dropped, and a body over a call's limit is a 413.
+func TestAPIRequestBounds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tk := e.ticket("Printer jam", "it jams", e.req, &e.mod, "")
+	tok := e.token(e.admin)
+	for _, q := range []string{"assignee=bogus", "sort=bogus", "limit=0", "limit=abc", "offset=-1", "offset=99999999999", "status=sideways"} {
+		if res := e.api(tok, "GET", "/tickets?"+q, ""); res.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("GET /tickets?%s: %d, want 422", q, res.StatusCode)
+		}
+	}
+	for _, q := range []string{"assignee=me", "assignee=none", "sort=updated", "limit=200", "offset=0"} {
+		if res := e.api(tok, "GET", "/tickets?"+q, ""); res.StatusCode != http.StatusOK {
+			t.Errorf("GET /tickets?%s: %d, want 200", q, res.StatusCode)
+		}
+	}
+	big := `{"notes":"` + strings.Repeat("x", 2<<20) + `"}`
+	res := e.api(tok, "PUT", "/tickets/"+itoa(tk.ID)+"/notes", big)
+	if res.StatusCode != http.StatusRequestEntityTooLarge || decode[apiErr](t, res).Error.Code != "too_large" {
+		t.Errorf("a 2 MB body: %d %s", res.StatusCode, res.body)
+	}
+}

@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -91,7 +93,11 @@ func (s *server) loadViewer(next http.Handler) http.Handler {
 			return
 		}
 		u, err := s.st.User(ctx, uid)
-		if errors.Is(err, tickets.ErrNotFound) || (err == nil && !u.Active) {
+		auth := s.sessions.GetString(ctx, "auth")
+		// A password session ends when the account is deactivated or
+		// its password changes.
+		if errors.Is(err, tickets.ErrNotFound) ||
+			(err == nil && (!u.Active || auth == authPassword && s.sessions.GetString(ctx, "pw") != passwordStamp(u))) {
 			if err := s.sessions.Destroy(ctx); err != nil {
 				s.errorPage(w, r, err)
 				return
@@ -103,9 +109,20 @@ func (s *server) loadViewer(next http.Handler) http.Handler {
 			s.errorPage(w, r, err)
 			return
 		}
-		v := &viewer{User: u, Auth: s.sessions.GetString(ctx, "auth")}
+		v := &viewer{User: u, Auth: auth}
 		next.ServeHTTP(w, r.WithContext(withViewer(ctx, v)))
 	})
+}
+
+// passwordStamp names the password a session was opened with without
+// holding it: bcrypt salts every hash anew, so a changed password gives
+// another stamp.
+func passwordStamp(u tickets.User) string {
+	if u.PasswordHash == nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(*u.PasswordHash))
+	return hex.EncodeToString(sum[:12])
 }
 
 // toSignIn sends a visitor to a sign-in page and back here afterwards.
@@ -233,6 +250,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions.Put(ctx, "uid", u.ID)
 	s.sessions.Put(ctx, "auth", authPassword)
+	s.sessions.Put(ctx, "pw", passwordStamp(u))
 	s.log.Info("signed in", "user_id", u.ID, "remote", ip)
 	if next == "" || strings.HasPrefix(next, "/portal") {
 		next = "/tickets"

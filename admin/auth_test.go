@@ -133,6 +133,43 @@ func TestSessionFixation(t *testing.T) {
 	}
 }
 
+// TestPasswordChangeEndsSessions: a new password ends the account's other
+// sessions; the admin who changes their own stays signed in.
+func TestPasswordChangeEndsSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mod, self, other := e.client(), e.client(), e.client()
+	mod.signIn(e.mod)
+	self.signIn(e.admin)
+	other.signIn(e.admin)
+	form := func(u tickets.User, pw string) url.Values {
+		return url.Values{"name": {u.Name}, "role": {string(u.Role)}, "skills": {strings.Join(u.Skills, ",")},
+			"active": {"1"}, "password": {pw}}
+	}
+	if res := self.post("/people/"+itoa(e.mod.ID), form(e.mod, "a new password for mo")); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("changing the moderator's password: %d %s", res.StatusCode, res.body)
+	}
+	if res := mod.get("/tickets"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the moderator's session outlived the password change: %d", res.StatusCode)
+	}
+	if res := self.post("/people/"+itoa(e.admin.ID), form(e.admin, "a new password for me")); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("changing one's own password: %d %s", res.StatusCode, res.body)
+	}
+	if res := self.get("/tickets"); res.StatusCode != http.StatusOK {
+		t.Errorf("the admin who changed their own password was signed out: %d", res.StatusCode)
+	}
+	if res := other.get("/tickets"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the admin's other session outlived the password change: %d", res.StatusCode)
+	}
+	// A change without a new password ends nothing.
+	if res := self.post("/people/"+itoa(e.mod2.ID), form(e.mod2, "")); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("renaming: %d", res.StatusCode)
+	}
+	if res := self.get("/tickets"); res.StatusCode != http.StatusOK {
+		t.Errorf("signed out by a change without a password: %d", res.StatusCode)
+	}
+}
+
 func TestSignInRateLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *admin.Options) { o.Limits = admin.Limits{FailuresPerUser: 3, FailuresPerIP: 5} })

@@ -144,9 +144,15 @@ func (s *server) peopleUpdate(w http.ResponseWriter, r *http.Request) {
 		fail("You cannot demote or deactivate yourself; ask another admin.")
 		return
 	}
-	if _, err := s.st.UpdateUser(ctx, id, upd); err != nil {
+	updated, err := s.st.UpdateUser(ctx, id, upd)
+	if err != nil {
 		s.errorPage(w, r, err)
 		return
+	}
+	if upd.PasswordHash != nil && id == v.User.ID {
+		// A new password ends the account's other sessions; this one
+		// goes on under it.
+		s.sessions.Put(ctx, "pw", passwordStamp(updated))
 	}
 	s.log.Info("staff changed", "user_id", id, "role", string(role), "active", active, "by", v.User.ID)
 	s.flash(r, "Saved "+u.Email+".")

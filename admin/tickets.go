@@ -76,11 +76,12 @@ func parseListForm(q url.Values) ListForm {
 		}
 	}
 	f.Page, _ = strconv.Atoi(q.Get("page"))
-	if f.Page < 1 {
-		f.Page = 1
-	}
+	f.Page = min(max(f.Page, 1), maxOffset/pageSize+1)
 	return f
 }
+
+// maxOffset bounds how far into a list a page or an API call may start.
+const maxOffset = 1 << 24
 
 func (f ListForm) filter(v *viewer, sc tickets.Scope) tickets.TicketFilter {
 	tf := tickets.TicketFilter{Scope: sc, Status: tickets.Status(f.Status), Priority: tickets.Priority(f.Priority),

@@ -238,11 +238,28 @@ func (r *Relay) fail(ctx context.Context, rc *relayConn, st stage, err error) er
 	}
 	what := [...]string{stageMail: "MAIL FROM", stageRcpt: "RCPT TO", stageData: "DATA", stageBody: "DATA", stageDot: "end of DATA"}[st]
 	return &SendError{
-		Temporary: se.Code/100 != 5,
+		Temporary: se.Code/100 != 5 || authRefusal(se),
 		Code:      se.Code,
 		Message:   msg + " (answer to " + what + ")",
 		Err:       err,
 	}
+}
+
+// authRefusal reports a relay that wants authentication ticketd did not
+// give, or a stronger one (RFC 4954 6: 530 5.7.0, 535 5.7.8, 534 5.7.9,
+// 538 5.7.11). That is ticketd's configuration, not the mail's fault: the
+// mail waits for someone to fix it rather than failing for good with every
+// other mail in the outbox.
+func authRefusal(se *smtp.SMTPError) bool {
+	switch se.Code {
+	case 530, 534, 535, 538:
+		return true
+	}
+	switch se.EnhancedCode {
+	case smtp.EnhancedCode{5, 7, 0}, smtp.EnhancedCode{5, 7, 8}, smtp.EnhancedCode{5, 7, 9}, smtp.EnhancedCode{5, 7, 11}:
+		return true
+	}
+	return false
 }
 
 func (r *Relay) get(ctx context.Context) (*relayConn, bool, error) {

@@ -120,12 +120,15 @@ func TestSenderRelayAnswers(t *testing.T) {
 			return rcptError(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")
 		case strings.HasPrefix(to, "full@"):
 			return rcptError(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full, try later")
+		case strings.HasPrefix(to, "authonly@"):
+			return rcptError(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
 		}
 		return nil
 	}})
 	snd := f.sender(f.relay(sk, nil), fastRetry)
 	refused := f.queueMails(1, "nobody@customer.example")[0]
 	later := f.queueMails(1, "full@customer.example")[0]
+	unauthenticated := f.queueMails(1, "authonly@customer.example")[0]
 	fine := f.queueMails(1, "ann@customer.example")[0]
 	f.deliver(snd)
 
@@ -138,6 +141,7 @@ func TestSenderRelayAnswers(t *testing.T) {
 	}{
 		{"5xx fails for good with the answer", refused, tickets.MailFailed, 1, "550 5.1.1 No such user here (answer to RCPT TO)"},
 		{"4xx waits for another try", later, tickets.MailPending, 1, "452 4.2.2 Mailbox full, try later"},
+		{"a relay that wants authentication: ticketd's configuration, not the mail's fault", unauthenticated, tickets.MailPending, 1, "530 5.7.0 Authentication required"},
 		{"accepted", fine, tickets.MailSent, 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
