@@ -126,20 +126,22 @@ func (n *Notifier) newMessageID(t *tickets.Ticket) string {
 }
 
 // validMsgID keeps Message-IDs that can be written back between angle
-// brackets.
+// brackets, left@right (RFC 5322 3.6.4): strict readers, go-message's
+// among them, give up on a whole References field at one malformed id.
 func validMsgID(id string) bool {
-	return strings.Contains(id, "@") && bracketable(id)
+	return strings.Count(id, "@") == 1 && bracketable(id)
 }
 
 // bracketable reports whether id can be written between angle brackets in
-// a header field: printable ASCII without spaces or brackets, and not too
-// long. Content-IDs need no more (some mailers leave out the @).
+// a header field: printable ASCII without spaces or RFC 5322 specials
+// other than . and @, and not too long. Content-IDs need no more (some
+// mailers leave out the @).
 func bracketable(id string) bool {
 	if id == "" || len(id) > 250 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+		if c := id[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>[]:;,\"`, c) >= 0 {
 			return false
 		}
 	}

@@ -44,6 +44,7 @@ func TestChain(t *testing.T) {
 	thread := []tickets.ThreadEntry{
 		e("open@x", true, false), e("ack@d", false, true), e("assign@d", false, false),
 		e("mod@m", false, false), e("reply@d", false, true), e("bad id@x", false, true),
+		e("two@at@x", false, true), e("paren(1)@x", false, true), e("quote\"@x", false, true),
 	}
 	var long []tickets.ThreadEntry
 	for i := range 30 {
