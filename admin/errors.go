@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -50,7 +53,7 @@ func classify(err error) (status int, code, msg string) {
 	case errors.Is(err, tickets.ErrNotFound):
 		return http.StatusNotFound, "not_found", "There is no such ticket, or it is not yours to see."
 	case errors.Is(err, tickets.ErrInvalid):
-		return http.StatusUnprocessableEntity, "invalid", err.Error()
+		return http.StatusUnprocessableEntity, "invalid", invalidReason(err)
 	case errors.Is(err, tickets.ErrAlreadyReleased):
 		return http.StatusConflict, "conflict", "This mail was opened as a ticket already."
 	case errors.Is(err, inbound.ErrRejected):
@@ -69,4 +72,19 @@ func classify(err error) (status int, code, msg string) {
 func unstorableText(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
+}
+
+// invalidReason is the reason of an error wrapping tickets.ErrInvalid, as a
+// sentence.
+func invalidReason(err error) string {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, tickets.ErrInvalid.Error()+": "); ok {
+		msg = after
+	}
+	r, size := utf8.DecodeRuneInString(msg)
+	msg = string(unicode.ToUpper(r)) + msg[size:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }

@@ -146,6 +146,10 @@ func (s *server) peopleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	updated, err := s.st.UpdateUser(ctx, id, upd)
 	if err != nil {
+		if status, _, msg := classify(err); status == http.StatusUnprocessableEntity {
+			fail(msg)
+			return
+		}
 		s.errorPage(w, r, err)
 		return
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Actor is who makes a change, and through which channel.
@@ -177,23 +177,11 @@ func (s *Store) SetHelpfulNotes(ctx context.Context, ticketID int64, notes strin
 // SetSkills replaces the skills a ticket needs. Run it inside InTx.
 func (s *Store) SetSkills(ctx context.Context, ticketID int64, skills []string, a Actor) (Change, error) {
 	skills = NormalizeSkills(skills)
-	if len(skills) > MaxSkills {
-		return Change{}, fmt.Errorf("%w: a ticket may need at most %d skills", ErrInvalid, MaxSkills)
-	}
-	for _, sk := range skills {
-		if utf8.RuneCountInString(sk) > MaxSkillLength {
-			return Change{}, fmt.Errorf("%w: a skill may have at most %d characters", ErrInvalid, MaxSkillLength)
-		}
+	if err := CheckSkills(skills); err != nil {
+		return Change{}, err
 	}
 	return s.setField(ctx, ticketID, "skills", strings.Join(skills, ", "), a)
 }
-
-// A ticket's skills are short words ("postgres", "networking") that match
-// moderators' skills.
-const (
-	MaxSkills      = 32
-	MaxSkillLength = 64
-)
 
 // setField changes one plain column; value is its text form.
 func (s *Store) setField(ctx context.Context, ticketID int64, field, value string, a Actor) (Change, error) {
@@ -243,12 +231,31 @@ type Triage struct {
 }
 
 // ApplyTriage writes the triage's fields and assignee and moves a To-Do
-// ticket to In-Progress, with an audit entry by the AI. It emits no
-// ticket.assigned: triage queues its own mails. Run it inside InTx.
+// ticket to In-Progress, with an audit entry by the AI. A priority, notes or
+// skills a person set before triage ran (by web, API or mail command) stand.
+// It emits no ticket.assigned: triage queues its own mails. Run it inside
+// InTx.
 func (s *Store) ApplyTriage(ctx context.Context, ticketID int64, tr Triage) error {
 	t, err := s.TicketForUpdate(ctx, ticketID)
 	if err != nil {
 		return err
+	}
+	var set []string
+	if err := s.db.QueryRow(ctx, `
+		SELECT coalesce(array_agg(DISTINCT action), '{}') FROM audit_log
+		WHERE ticket_id = $1 AND channel IN ('mail', 'web', 'api', 'cli') AND action IN ('priority', 'helpful_notes', 'skills')`,
+		ticketID).Scan(&set); err != nil {
+		return fmt.Errorf("fields set by people on ticket %d: %w", ticketID, err)
+	}
+	for _, f := range set {
+		switch f {
+		case "priority":
+			tr.Priority = t.Priority
+		case "helpful_notes":
+			tr.HelpfulNotes = t.HelpfulNotes
+		case "skills":
+			tr.Skills = t.Skills
+		}
 	}
 	status := t.Status
 	if status == StatusTodo && tr.AssigneeID != nil {
@@ -264,6 +271,10 @@ func (s *Store) ApplyTriage(ctx context.Context, ticketID int64, tr Triage) erro
 	}
 	ai := Actor{Channel: ChannelAI}
 	detail := fmt.Sprintf("priority %s; skills %s", tr.Priority, strings.Join(NormalizeSkills(tr.Skills), ", "))
+	if len(set) > 0 {
+		slices.Sort(set)
+		detail += "; kept as set by people: " + strings.Join(set, ", ")
+	}
 	if err := s.audit(ctx, Change{TicketID: ticketID, Field: "triage", New: string(tr.Priority)}, ai, "triage", detail); err != nil {
 		return err
 	}

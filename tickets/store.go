@@ -111,6 +111,9 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	if n.Role == "" {
 		n.Role = RoleUser
 	}
+	if err := CheckSkills(NormalizeSkills(n.Skills)); err != nil {
+		return User{}, err
+	}
 	u, err := scanUser(s.db.QueryRow(ctx, `
 		INSERT INTO users (email, name, role, skills, password_hash)
 		VALUES ($1, $2, $3, $4, $5)
@@ -150,7 +153,11 @@ type UserUpdate struct {
 func (s *Store) UpdateUser(ctx context.Context, id int64, u UserUpdate) (User, error) {
 	var skills any
 	if u.Skills != nil {
-		skills = NormalizeSkills(u.Skills)
+		normalized := NormalizeSkills(u.Skills)
+		if err := CheckSkills(normalized); err != nil {
+			return User{}, err
+		}
+		skills = normalized
 	}
 	out, err := scanUser(s.db.QueryRow(ctx, `
 		UPDATE users SET

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -136,6 +137,19 @@ func TestUsers(t *testing.T) {
 	}
 	if _, err := s.User(ctx, 99999); !errors.Is(err, tickets.ErrNotFound) {
 		t.Fatalf("missing user: %v", err)
+	}
+	// One rule for skills, wherever they are set.
+	for _, skills := range [][]string{{strings.Repeat("x", tickets.MaxSkillLength+1)}, {"c++", "-leading"}, {"a/b"}} {
+		if _, err := s.CreateUser(ctx, tickets.NewUser{Email: "sk@example.com", Role: tickets.RoleModerator, Skills: skills}); !errors.Is(err, tickets.ErrInvalid) {
+			t.Errorf("create with skills %q: %v, want ErrInvalid", skills, err)
+		}
+		if _, err := s.UpdateUser(ctx, mod.ID, tickets.UserUpdate{Skills: skills}); !errors.Is(err, tickets.ErrInvalid) {
+			t.Errorf("update to skills %q: %v, want ErrInvalid", skills, err)
+		}
+	}
+	if u, err := s.UpdateUser(ctx, mod.ID, tickets.UserUpdate{Skills: []string{"Français", "c++", "c#", "asp.net", "sql.server"}}); err != nil ||
+		!cmp.Equal(u.Skills, []string{"asp.net", "c#", "c++", "français", "sql.server"}) {
+		t.Errorf("skills %v, %v", u.Skills, err)
 	}
 }
 

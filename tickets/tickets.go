@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrNotFound is returned when a row does not exist; pgx.ErrNoRows never
@@ -133,6 +135,42 @@ func NormalizeSkills(skills []string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Skills are short words ("postgres", "networking", "français") that match
+// a ticket's needs to its moderators; one rule holds for both, wherever they
+// are set.
+const (
+	MaxSkills      = 32
+	MaxSkillLength = 64
+)
+
+// ValidSkill reports whether a normalized skill is a short word: letters
+// and digits, and + # . - after the first.
+func ValidSkill(s string) bool {
+	if s == "" || utf8.RuneCountInString(s) > MaxSkillLength {
+		return false
+	}
+	for i, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && (i == 0 || !strings.ContainsRune("+#.-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckSkills holds normalized skills to the rule, with an error wrapping
+// ErrInvalid that says what is wrong.
+func CheckSkills(skills []string) error {
+	if len(skills) > MaxSkills {
+		return fmt.Errorf("%w: at most %d skills", ErrInvalid, MaxSkills)
+	}
+	for _, sk := range skills {
+		if !ValidSkill(sk) {
+			return fmt.Errorf("%w: the skill %q is not a word of at most %d letters, digits and + # . -", ErrInvalid, sk, MaxSkillLength)
+		}
+	}
+	return nil
 }
 
 // SplitSkills parses a comma-separated skill list.

@@ -19,9 +19,15 @@ type choice struct {
 // most skills in common, then the fewest open tickets, then the longest
 // since their last assignment (never assigned counts as longest). When
 // nobody has any of the skills, an admin is chosen the same way by load, or
-// any staff member when there is no admin. Code decides this, never a model.
+// any staff member when there is no admin. Staff whose address bounces are
+// left out while anyone else is there: they would never hear of the
+// ticket. Code decides this, never a model.
 func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 	skills = tickets.NormalizeSkills(skills)
+	reachable := slices.DeleteFunc(slices.Clone(staff), func(s tickets.Assignable) bool { return s.BouncingSince != nil })
+	if len(reachable) > 0 {
+		staff = reachable
+	}
 	type cand struct {
 		tickets.Assignable
 		matched []string

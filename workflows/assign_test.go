@@ -16,6 +16,7 @@ func TestPickAssignee(t *testing.T) {
 		return tickets.Assignable{User: tickets.User{ID: id, Role: role, Skills: skills, LastAssignedAt: last}, OpenTickets: open}
 	}
 	id := func(i int64) *int64 { return &i }
+	bouncing := func(a tickets.Assignable) tickets.Assignable { a.BouncingSince = at(0); return a }
 	for _, tc := range []struct {
 		name   string
 		staff  []tickets.Assignable
@@ -94,6 +95,32 @@ func TestPickAssignee(t *testing.T) {
 			},
 			skills: []string{"windows"},
 			want:   choice{id(2), "nobody has the skills windows; moderator with 1 open ticket"},
+		},
+		{
+			name: "an address that bounces is passed over",
+			staff: []tickets.Assignable{
+				bouncing(staff(1, tickets.RoleModerator, 0, nil, "postgres")),
+				staff(2, tickets.RoleModerator, 4, nil, "postgres"),
+			},
+			skills: []string{"postgres"},
+			want:   choice{id(2), "matched skills: postgres; 4 open tickets"},
+		},
+		{
+			name: "a better match that bounces loses to a reachable one",
+			staff: []tickets.Assignable{
+				bouncing(staff(1, tickets.RoleModerator, 0, nil, "postgres", "networking")),
+				staff(2, tickets.RoleAdmin, 0, nil),
+			},
+			skills: []string{"postgres", "networking"},
+			want:   choice{id(2), "nobody has the skills networking, postgres; admin with 0 open tickets"},
+		},
+		{
+			name: "only bouncing staff: still assigned",
+			staff: []tickets.Assignable{
+				bouncing(staff(1, tickets.RoleModerator, 0, nil, "postgres")),
+			},
+			skills: []string{"postgres"},
+			want:   choice{id(1), "matched skills: postgres; 0 open tickets"},
 		},
 		{
 			name: "nobody at all",

@@ -3,15 +3,20 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"ticketd/pgtest"
 	"ticketd/testlog"
 	"ticketd/tickets"
+	"ticketd/workflows/inngesttest"
 	"ticketd/workflows/llmfake"
 	"ticketd/workflows/triage"
 )
@@ -344,4 +349,76 @@ func TestEventsWaitForTheDevServerToSync(t *testing.T) {
 	}
 	s.dev.Sync(t, s.appURL, 5)
 	waitFor(t, "triage after the sync", triaged(s.store, tk.ID))
+}
+
+// TestTriageUpdateAnswerLost: through the dev server, the update step
+// commits but its answer to Inngest is lost once (a 502 from a proxy, a
+// crash after COMMIT). Inngest runs the step again; the requester and the
+// assignee are each mailed once all the same.
+func TestTriageUpdateAnswerLost(t *testing.T) {
+	pool := pgtest.New(t)
+	st := tickets.NewStore(pool)
+	var (
+		mu      sync.Mutex
+		handler http.Handler = http.NotFoundHandler()
+		dropped bool
+	)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := handler
+		mu.Unlock()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		body := rec.Body.String()
+		mu.Lock()
+		drop := !dropped && r.Method == http.MethodPost && strings.Contains(body, `"update"`)
+		if drop {
+			dropped = true
+		}
+		mu.Unlock()
+		if drop {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(app.Close)
+	appURL := app.URL + "/api/inngest"
+	dev := inngesttest.Start(t, inngesttest.Options{AppURL: appURL})
+	wf, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testlog.New(t), Dev: dev.URL, RelayPoll: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/inngest", wf.Handler())
+	mu.Lock()
+	handler = mux
+	mu.Unlock()
+	dev.Sync(t, appURL, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- wf.RunRelay(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	p := seedPeople(t, st)
+	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
+	waitFor(t, "triage and the dropped response", func() (bool, error) {
+		got, err := st.Ticket(context.Background(), tk.ID)
+		mu.Lock()
+		d := dropped
+		mu.Unlock()
+		return err == nil && got.TriagedAt != nil && d, err
+	})
+	waitFor(t, "the run to end", func() (bool, error) {
+		var ended bool
+		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM mail_outbox WHERE ticket_id = $1)`, tk.ID).Scan(&ended)
+		return ended, err
+	})
+	if diff := cmp.Diff([]string{"acknowledgement " + p.requester.Email, "assignment " + p.pg.Email}, kinds(mails(t, st, tk.ID))); diff != "" {
+		t.Errorf("mails (-want +got):\n%s", diff)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
@@ -116,6 +117,7 @@ type updated struct {
 	Assigned   bool             `json:"assigned"` // triage chose the assignee (not kept one)
 	Status     tickets.Status   `json:"status"`
 	Priority   tickets.Priority `json:"priority"`
+	Notified   notified         `json:"notified"` // the mails queued with the triage
 }
 
 // notified is the result of a notify step.
@@ -170,16 +172,17 @@ func (w *Workflows) triageTicket(ctx context.Context, in inngestgo.Input[created
 		return nil, err
 	}
 	if !up.Applied {
-		return map[string]any{"ticket_id": id, "skipped": "triaged meanwhile"}, nil
-	}
-	n, err := step.Run(ctx, "notify", func(ctx context.Context) (notified, error) {
-		return w.notifyTriage(ctx, id, &up.Assigned)
-	})
-	if err != nil {
-		return nil, err
+		// Triaged meanwhile, and its mails queued with it; or this run's
+		// own update committed and its answer was lost. Either way the
+		// mails are queued already, and the dedupe keys make this a
+		// no-op.
+		n, err := step.Run(ctx, "notify", func(ctx context.Context) (notified, error) {
+			return w.notifyTriage(ctx, id, nil)
+		})
+		return map[string]any{"ticket_id": id, "skipped": "triaged meanwhile", "notified": n}, err
 	}
 	return map[string]any{"ticket_id": id, "priority": up.Priority, "assignee_id": up.AssigneeID,
-		"engine": an.Result.Engine, "notified": n}, nil
+		"engine": an.Result.Engine, "notified": up.Notified}, nil
 }
 
 const (
@@ -211,7 +214,11 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 	if err != nil {
 		w.opts.Metrics.Triage(d.Provider, "error")
 		if _, serr := w.saveDecision(ctx, id, d, nil); serr != nil {
-			return analysis{}, errors.Join(err, serr)
+			if attempt < w.opts.Retries {
+				return analysis{}, errors.Join(err, serr)
+			}
+			// The last attempt decides all the same.
+			log.Error("could not record the failed triage decision", "err", serr)
 		}
 		if attempt < w.opts.Retries {
 			log.Warn("triage analysis failed, Inngest will retry", "attempt", attempt, "err", err)
@@ -239,8 +246,11 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 }
 
 func (w *Workflows) saveDecision(ctx context.Context, id int64, d triage.Decision, res *triage.Result) (int64, error) {
+	// What a model answered is kept as text PostgreSQL stores: no NUL, valid
+	// UTF-8.
+	storable := func(s string) string { return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "") }
 	row := tickets.AIDecision{TicketID: id, Provider: d.Provider, Model: d.Model, PromptVersion: d.PromptVersion,
-		InputHash: d.InputHash, RawOutput: d.RawOutput, LatencyMS: int(d.Latency.Milliseconds()), Error: d.Err}
+		InputHash: d.InputHash, RawOutput: storable(d.RawOutput), LatencyMS: int(d.Latency.Milliseconds()), Error: storable(d.Err)}
 	if row.Provider == "" {
 		row.Provider = "unknown"
 	}
@@ -283,8 +293,10 @@ func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choi
 	return c, nil
 }
 
-// update writes the triage in one transaction with the ticket locked; a
-// ticket triaged meanwhile is left alone.
+// update writes the triage in one transaction with the ticket locked,
+// with the mails it causes (DESIGN.md: notifications are written in the
+// transaction of the change they announce); a ticket triaged meanwhile is
+// left alone.
 func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c choice) (updated, error) {
 	var up updated
 	err := w.store.InTx(ctx, func(tx *tickets.Store) error {
@@ -328,8 +340,12 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c cho
 		if err != nil {
 			return err
 		}
+		n, err := w.queueTriageMails(ctx, tx, after, &assigned)
+		if err != nil {
+			return err
+		}
 		up = updated{Applied: true, AssigneeID: after.AssigneeID, Assigned: assigned,
-			Status: after.Status, Priority: after.Priority}
+			Status: after.Status, Priority: after.Priority, Notified: n}
 		return nil
 	})
 	if err != nil {
@@ -343,10 +359,8 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c cho
 var noAutoAnswer = map[string]bool{"auto-generated": true, "bulk": true, "auto-reply": true,
 	"bounce": true, "delivery-status": true, "complaint": true, "mdn": true}
 
-// notifyTriage queues the requester's acknowledgement and the assignee's
-// mail. assigned says whether triage chose the assignee; nil means it is not
-// known (a re-run), and then the assignee is mailed unless a
-// ticket.assigned event already told them.
+// notifyTriage queues the mails of a ticket triaged before (by a run that
+// may have stopped before it queued them), in a transaction of its own.
 func (w *Workflows) notifyTriage(ctx context.Context, id int64, assigned *bool) (notified, error) {
 	var n notified
 	err := w.store.InTx(ctx, func(tx *tickets.Store) error {
@@ -357,30 +371,41 @@ func (w *Workflows) notifyTriage(ctx context.Context, id int64, assigned *bool) 
 		if err != nil {
 			return err
 		}
-		if t.Status != tickets.StatusCompleted && !noAutoAnswer[t.AutoKind] {
-			if err := w.opts.Notifier.Acknowledgement(ctx, tx, triageKey(id, "acknowledgement"), id); err != nil {
-				return err
-			}
-			n.Acknowledgement = true
-		}
-		mail := assigned != nil && *assigned
-		if assigned == nil && t.AssigneeID != nil {
-			told, err := tx.HasEvent(ctx, id, tickets.EventAssigned)
-			if err != nil {
-				return err
-			}
-			mail = !told
-		}
-		if mail && t.AssigneeID != nil {
-			if err := w.opts.Notifier.Assignment(ctx, tx, triageKey(id, "assignment"), id, *t.AssigneeID); err != nil {
-				return err
-			}
-			n.Assignment = true
-		}
-		return nil
+		n, err = w.queueTriageMails(ctx, tx, t, assigned)
+		return err
 	})
 	if err != nil {
 		return notified{}, fmt.Errorf("queue triage mails of ticket %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// queueTriageMails queues, on tx, the requester's acknowledgement and the
+// assignee's mail. assigned says whether triage chose the assignee; nil
+// means it is not known (a re-run), and then the assignee is mailed unless
+// a ticket.assigned event already told them. The dedupe keys make a second
+// call a no-op.
+func (w *Workflows) queueTriageMails(ctx context.Context, tx *tickets.Store, t tickets.Ticket, assigned *bool) (notified, error) {
+	var n notified
+	if t.Status != tickets.StatusCompleted && !noAutoAnswer[t.AutoKind] {
+		if err := w.opts.Notifier.Acknowledgement(ctx, tx, triageKey(t.ID, "acknowledgement"), t.ID); err != nil {
+			return n, err
+		}
+		n.Acknowledgement = true
+	}
+	mail := assigned != nil && *assigned
+	if assigned == nil && t.AssigneeID != nil {
+		told, err := tx.HasEvent(ctx, t.ID, tickets.EventAssigned)
+		if err != nil {
+			return n, err
+		}
+		mail = !told
+	}
+	if mail && t.AssigneeID != nil {
+		if err := w.opts.Notifier.Assignment(ctx, tx, triageKey(t.ID, "assignment"), t.ID, *t.AssigneeID); err != nil {
+			return n, err
+		}
+		n.Assignment = true
 	}
 	return n, nil
 }

@@ -2,7 +2,12 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -250,5 +255,191 @@ func TestNotificationFunctions(t *testing.T) {
 				t.Errorf("new mails (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestTriagePassesOverBouncingStaff: a moderator whose address bounces
+// would never hear of the ticket (mail to them is suppressed); another with
+// the skills gets it.
+func TestTriagePassesOverBouncingStaff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, st, p := newDirect(t, nil)
+	pg2, err := st.CreateUser(ctx, tickets.NewUser{Email: "pg2@example.com", Name: "pg2", Role: tickets.RoleModerator,
+		Skills: []string{"postgres", "networking"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec(ctx, `UPDATE users SET bouncing_since = now() WHERE id = $1`, p.pg.ID); err != nil {
+		t.Fatal(err)
+	}
+	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
+	if _, err := w.triageTicket(ctx, input("ticketd-1", createdData{TicketID: tk.ID}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Ticket(ctx, tk.ID)
+	if got.AssigneeID == nil || *got.AssigneeID != pg2.ID {
+		t.Errorf("assignee %v, want pg2 (%d): %s bounces", got.AssigneeID, pg2.ID, p.pg.Email)
+	}
+}
+
+// TestTriageWithAnyModeratorSkill: a skill of the moderators' vocabulary
+// ("français") stands in a triage as it is; it once failed triage's own
+// check on every attempt, the rules engine's included.
+func TestTriageWithAnyModeratorSkill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, st, p := newDirect(t, nil)
+	if _, err := st.CreateUser(ctx, tickets.NewUser{Email: "fr@example.com", Name: "fr", Role: tickets.RoleModerator,
+		Skills: tickets.SplitSkills("français, email")}); err != nil {
+		t.Fatal(err)
+	}
+	tk := openTicket(t, st, p.requester.ID, "Support en français", "Bonjour, je voudrais de l'aide en français: mon email ne marche pas.")
+	var lastErr error
+	for attempt := range 3 { // Retries: 2, so attempt 2 is the last
+		_, lastErr = w.triageTicket(ctx, input("ticketd-1", createdData{TicketID: tk.ID}, attempt))
+	}
+	got, _ := st.Ticket(ctx, tk.ID)
+	if lastErr != nil || got.TriagedAt == nil || !slices.Contains(got.Skills, "français") {
+		t.Errorf("triaged at %v with skills %v; last attempt: %v", got.TriagedAt, got.Skills, lastErr)
+	}
+}
+
+// TestLateTriageKeepsPeoplesChanges: a priority and notes a person set
+// before triage ran (Inngest was down, or the model slow) stand.
+func TestLateTriageKeepsPeoplesChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, st, p := newDirect(t, nil)
+	tk := openTicket(t, st, p.requester.ID, "Question", "How do I export my invoices?")
+	err := st.InTx(ctx, func(tx *tickets.Store) error {
+		a := tickets.Actor{UserID: &p.admin.ID, Channel: tickets.ChannelWeb}
+		if _, err := tx.SetPriority(ctx, tk.ID, tickets.PriorityHigh, a); err != nil {
+			return err
+		}
+		_, err := tx.SetHelpfulNotes(ctx, tk.ID, "VIP customer, call them back.", a)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.triageTicket(ctx, input("ticketd-1", createdData{TicketID: tk.ID}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Ticket(ctx, tk.ID)
+	if got.Priority != tickets.PriorityHigh || got.HelpfulNotes != "VIP customer, call them back." || got.TriagedAt == nil || got.Summary == "" {
+		t.Errorf("after triage: priority %s, notes %q, triaged %v, summary %q", got.Priority, got.HelpfulNotes, got.TriagedAt, got.Summary)
+	}
+}
+
+// TestTriageMailsCommitWithTheUpdate: the update step commits and Inngest
+// never gets its result (the process dies, the response is lost), so it
+// runs the step again, which finds the ticket triaged. The mails were
+// queued in the update's transaction, once.
+func TestTriageMailsCommitWithTheUpdate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, st, p := newDirect(t, nil)
+	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
+	// What the memoised analyse and assign steps returned.
+	an, err := w.analyse(ctx, tk.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := w.assign(ctx, tk.ID, an.Result.Skills)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First execution of the update step: committed, result lost.
+	if _, err := w.update(ctx, tk.ID, an.Result, ch); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"acknowledgement " + p.requester.Email, "assignment " + p.pg.Email}
+	if diff := cmp.Diff(want, kinds(mails(t, st, tk.ID))); diff != "" {
+		t.Errorf("mails queued with the update (-want +got):\n%s", diff)
+	}
+	// Inngest runs the step again, and the run goes on as triageTicket does.
+	up, err := w.update(ctx, tk.ID, an.Result, ch)
+	if err != nil || up.Applied {
+		t.Fatalf("the update again: %+v, %v", up, err)
+	}
+	if _, err := w.notifyTriage(ctx, tk.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, kinds(mails(t, st, tk.ID))); diff != "" {
+		t.Errorf("mails after the run (-want +got):\n%s", diff)
+	}
+}
+
+// TestReassignedRightAfterTriage: an admin reassigns the ticket as soon as
+// triage has written it. Triage's choice was told with the update, and is
+// told of the reassignment; the new assignee gets one assignment mail.
+func TestReassignedRightAfterTriage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, st, p := newDirect(t, nil)
+	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
+	an, _ := w.analyse(ctx, tk.ID, 0)
+	ch, _ := w.assign(ctx, tk.ID, an.Result.Skills)
+	up, err := w.update(ctx, tk.ID, an.Result, ch)
+	if err != nil || !up.Applied || *up.AssigneeID != p.pg.ID {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	err = st.InTx(ctx, func(tx *tickets.Store) error {
+		_, err := tx.Assign(ctx, tk.ID, p.mail.ID, "", tickets.Actor{UserID: &p.admin.ID, Channel: tickets.ChannelWeb})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.notifyAssigned(ctx, input("ticketd-9", assignedData{TicketID: tk.ID, AssigneeID: p.mail.ID,
+		PreviousAssigneeID: &p.pg.ID, ActorID: &p.admin.ID, Channel: tickets.ChannelWeb}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, m := range mails(t, st, tk.ID) {
+		got[m.Kind+" "+m.To]++
+	}
+	want := map[string]int{"acknowledgement " + p.requester.Email: 1, "assignment " + p.pg.Email: 1,
+		"assignment " + p.mail.Email: 1, "reassignment " + p.pg.Email: 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mails (-want +got):\n%s", diff)
+	}
+}
+
+// TestModelAnswerWithNUL: a model answering garbage with NUL characters in
+// it. Its answer is kept as text PostgreSQL can store, and the ticket is
+// triaged (once stored answers were refused, on every attempt).
+func TestModelAnswerWithNUL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": "\x00\x00garbage"}}},
+		})
+	}))
+	t.Cleanup(srv.Close)
+	rules := triage.NewRules(triage.RulesOptions{})
+	llm, err := triage.New(ctx, triage.Config{Provider: "openai", BaseURL: srv.URL + "/v1", Model: "m"}, rules, testlog.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, st, p := newDirect(t, llm)
+	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
+	var lastErr error
+	for attempt := range 3 { // Retries: 2
+		_, lastErr = w.triageTicket(ctx, input("ticketd-1", createdData{TicketID: tk.ID}, attempt))
+	}
+	got, _ := st.Ticket(ctx, tk.ID)
+	if got.TriagedAt == nil {
+		t.Errorf("never triaged; last attempt: %v", lastErr)
+	}
+	var raw string
+	if err := st.DB().QueryRow(ctx, `SELECT raw_output FROM ai_decisions WHERE ticket_id = $1 ORDER BY id LIMIT 1`, tk.ID).Scan(&raw); err != nil ||
+		!strings.HasPrefix(raw, "garbage") {
+		t.Errorf("stored answer %q, %v; want the model's text without NUL", raw, err)
 	}
 }

@@ -101,3 +101,21 @@ func TestSuspectInjection(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesWithAnyVocabularySkill: any skill a moderator may have stands in
+// the rules engine's result, also one no model would be allowed to invent.
+func TestRulesWithAnyVocabularySkill(t *testing.T) {
+	for _, skill := range []string{"français", "microsoft-dynamics-business-central-admin"} {
+		r := triage.NewRules(triage.RulesOptions{})
+		in := triage.Input{TicketID: 1, Subject: "help", Body: "Our " + skill + " problem: the export is broken.",
+			Vocabulary: []string{"email", skill}}
+		res, _, err := r.Analyze(context.Background(), in)
+		if err != nil {
+			t.Errorf("skill %q: rules engine failed: %v", skill, err)
+			continue
+		}
+		if !slices.Contains(res.Skills, tickets.NormalizeSkills([]string{skill})[0]) {
+			t.Errorf("skill %q: the result has %v", skill, res.Skills)
+		}
+	}
+}

@@ -107,7 +107,6 @@ const (
 	MaxHelpfulNotes  = 4000
 	MaxFirstResponse = 3000
 	MaxSkills        = 8
-	maxSkillLen      = 40
 )
 
 // ErrInvalid marks output that does not pass validation.
@@ -128,7 +127,6 @@ type proposal struct {
 var (
 	fenced     = regexp.MustCompile("(?s)^```[a-zA-Z]*\\s*\n(.*?)\n?```$")
 	languageRe = regexp.MustCompile(`^[a-z]{2,3}(-[a-z0-9]{2,8})?$`)
-	skillRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9+#.-]*$`)
 )
 
 // Validate parses a model's raw output and holds it to the contract: one
@@ -206,7 +204,9 @@ func Validate(raw string, vocabulary []string) (Result, error) {
 			if n == "" {
 				continue
 			}
-			if len(n) > maxSkillLen || !skillRe.MatchString(n) {
+			// A skill of the vocabulary (the moderators') stands as it
+			// is; any other must be a short word.
+			if !slices.Contains(vocabulary, n) && !tickets.ValidSkill(n) {
 				problems = append(problems, fmt.Sprintf("skill %q is not a short skill name", sk))
 				continue
 			}
@@ -231,7 +231,7 @@ func (r Result) Check() error {
 	if err != nil {
 		return err
 	}
-	_, err = Validate(string(b), nil)
+	_, err = Validate(string(b), r.Skills)
 	return err
 }
 
