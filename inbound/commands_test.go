@@ -288,7 +288,7 @@ func TestCommandValuesOutOfBounds(t *testing.T) {
 	}
 	got := s.receipts()["mod@staff.example"]
 	if len(got) != 3 || !got[0].Applied || got[1].Applied || got[2].Applied ||
-		!strings.Contains(got[1].Reason, "at most 64 characters") || !strings.Contains(got[2].Reason, "at most 32 skills") {
+		!strings.Contains(got[1].Reason, "at most 64 letters") || !strings.Contains(got[2].Reason, "at most 32 skills") {
 		t.Errorf("receipt %+v", got)
 	}
 }

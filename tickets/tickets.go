@@ -167,6 +167,9 @@ func CheckSkills(skills []string) error {
 	}
 	for _, sk := range skills {
 		if !ValidSkill(sk) {
+			if r := []rune(sk); len(r) > 24 {
+				sk = string(r[:20]) + "…"
+			}
 			return fmt.Errorf("%w: the skill %q is not a word of at most %d letters, digits and + # . -", ErrInvalid, sk, MaxSkillLength)
 		}
 	}

@@ -156,7 +156,7 @@ func classify(p *parser, h header) {
 	// The text is only read when another sign points to a bounce: the
 	// patterns are many and ordinary mail needs none of them.
 	text := (daemon != "" || subj || subjTail || returned) && bounceText(m)
-	if (daemon != "" && (subj || text)) || ((subj || subjTail) && text) || (text && returned) {
+	if (daemon != "" && (subj || text)) || (subjTail && text) || (text && returned) {
 		reason := "bounce: "
 		switch {
 		case daemon != "" && subj:
@@ -199,7 +199,7 @@ func classify(p *parser, h header) {
 		*a = Auto{Kind: KindAutoReply, Reason: "X-POST-MessageClass: Autoresponder"}
 		return
 	}
-	if autoReplySubject.MatchString(m.Subject) {
+	if loc := autoReplySubject.FindStringIndex(m.Subject); loc != nil && (strings.HasPrefix(strings.TrimLeft(m.Subject[loc[1]:], " \t"), ":") || m.InReplyTo != "" || len(m.References) > 0 || daemon != "") {
 		*a = Auto{Kind: KindAutoReply, Reason: fmt.Sprintf("subject %q is an automatic reply", truncate(m.Subject, 60))}
 		return
 	}
@@ -260,7 +260,7 @@ var replySubject = regexp.MustCompile(`(?i)^\s*(re|fwd?|aw|wg|tr|sv|vs|rv|r|odp|
 
 var daemonLocal = regexp.MustCompile(`(?i)^(mailer-daemon|mailer_daemon|maildaemon|mail-daemon|mailerdaemon|post_?master|mdaemon|mail\.daemon|bounce|bounces|mail-delivery|maildelivery|mailadmin|mail-admin)$`)
 
-var daemonName = regexp.MustCompile(`(?i)mail delivery (system|subsystem|service)|mailer[- ]daemon|postmaster|mail administrator|mail system|delivery status notification|returned mail|microsoft outlook|mail delivery|mta|system administrator|administrador de correo`)
+var daemonName = regexp.MustCompile(`(?i)mail delivery (system|subsystem|service)|mailer[- ]daemon|postmaster|mail administrator|mail system|delivery status notification|returned mail|microsoft outlook|mail delivery|\bmta\b|system administrator|administrador de correo`)
 
 // daemonSender says which sign shows the mail comes from a mail system
 // rather than a person: the null reverse-path (RFC 5321 4.5.5: bounces

@@ -190,3 +190,39 @@ func TestDSNAddress(t *testing.T) {
 		}
 	}
 }
+
+const humanMail = "From: %s\nTo: support@desk.example\nSubject: %s\nDate: Mon, 4 Mar 2024 10:00:00 +0100\nMessage-ID: <r1@example.com>\nContent-Type: text/plain; charset=utf-8\n\n%s"
+
+func humanMailOf(from, subject, body string) []byte {
+	s := strings.Replace(humanMail, "%s", from, 1)
+	s = strings.Replace(s, "%s", subject, 1)
+	s = strings.Replace(s, "%s", body, 1)
+	return []byte(s)
+}
+
+// "mta" inside a person's name (Samtani, Amtaro...) is not a mailer daemon.
+func TestHumanWithMtaInNameIsNotBounce(t *testing.T) {
+	m := Parse(humanMailOf("Rohan Samtani <rohan@example.com>", "Please increase my quota",
+		"Hi,\n\nmy mailbox is full and I cannot receive mail any more.\n\nRohan\n"), Options{})
+	if m.Auto.Kind != KindNone {
+		t.Errorf("human mail classified %s: %s", m.Auto.Kind, m.Auto.Reason)
+	}
+}
+
+// A person asking about out-of-office replies wrote no auto-reply.
+func TestHumanOutOfOfficeSubjectIsNotAutoReply(t *testing.T) {
+	m := Parse(humanMailOf("Jane Doe <jane@example.com>", "Out of office replies are not sent",
+		"Hi,\n\nI set up my vacation message but nobody receives it.\n\nJane\n"), Options{})
+	if m.Auto.Kind != KindNone {
+		t.Errorf("human mail classified %s: %s", m.Auto.Kind, m.Auto.Reason)
+	}
+}
+
+// A person reporting a delivery problem, from their own address, is not a bounce.
+func TestHumanReportingDeliveryFailureIsNotBounce(t *testing.T) {
+	m := Parse(humanMailOf("Jane Doe <jane@example.com>", "Delivery failure when sending to gmail",
+		"Hi,\n\nsince yesterday every mail I send to gmail.com comes back with\n\"550 5.7.1 message rejected\". Can you help?\n\nJane\n"), Options{})
+	if m.Auto.Kind != KindNone {
+		t.Errorf("human mail classified %s: %s", m.Auto.Kind, m.Auto.Reason)
+	}
+}

@@ -2,6 +2,7 @@ package mailparse
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -386,7 +387,7 @@ func parseAddressList(v, fallback string, m *Message) []Address {
 		v = toUTF8([]byte(v), fallback)
 	}
 	p := mail.AddressParser{WordDecoder: wordDecoder}
-	if list, err := p.ParseList(v); err == nil {
+	if list, err := p.ParseList(mergeWords(v)); err == nil {
 		out := make([]Address, 0, len(list))
 		for _, a := range list {
 			name := a.Name
@@ -694,4 +695,29 @@ func parseDate(v string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// adjacentWords matches two or more encoded words separated by white space only.
+var adjacentWords = regexp.MustCompile(`=\?[^?\s]{1,60}\?[bBqQ]\?[^?\s]*\?=(?:[ \t]+=\?[^?\s]{1,60}\?[bBqQ]\?[^?\s]*\?=)+`)
+
+// mergeWords joins each run of adjacent encoded words of one charset into
+// a single B word, so that a character split across words (RFC 2047 5
+// forbids it, mailers do it) decodes whole where net/mail decodes word by word.
+func mergeWords(v string) string {
+	return adjacentWords.ReplaceAllStringFunc(v, func(run string) string {
+		locs := encodedWord.FindAllStringSubmatch(run, -1)
+		cs := strings.ToLower(locs[0][1])
+		var raw []byte
+		for _, w := range locs {
+			if strings.ToLower(w[1]) != cs {
+				return run
+			}
+			if w[2] == "b" || w[2] == "B" {
+				raw = append(raw, decodeBase64Lenient([]byte(w[3]))...)
+			} else {
+				raw = append(raw, decodeQWord(w[3])...)
+			}
+		}
+		return "=?" + cs + "?B?" + base64.StdEncoding.EncodeToString(raw) + "?="
+	})
 }

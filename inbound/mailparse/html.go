@@ -19,14 +19,82 @@ import (
 // too, and Outlook's reply header (divRplyFwdMsg, appendonsend) ends the
 // text: everything after it is the earlier message.
 func htmlToText(src string, forReply bool) string {
+	src = stripFormatting(src)
 	doc, err := html.Parse(strings.NewReader(src))
 	if err != nil {
-		return cleanText(src)
+		// Deeper than the parser goes (512 open elements): the text
+		// alone, a line per block.
+		return tokensToText(src)
 	}
 	r := &htmlRenderer{forReply: forReply}
 	r.lines = []*textLine{{}}
 	r.walk(doc)
 	return r.String()
+}
+
+// formatting are HTML's formatting elements (HTML 13.2.4.3) but a. They
+// carry nothing the text needs, and the parser copies every one left open
+// into each new block it starts: a 40 KB mail of unclosed <b class=...>
+// and paragraphs took a gigabyte, and 600 unclosed <font> tags were too
+// deep to parse at all.
+var formatting = map[atom.Atom]bool{
+	atom.B: true, atom.Big: true, atom.Code: true, atom.Em: true, atom.Font: true, atom.I: true, atom.Nobr: true,
+	atom.S: true, atom.Small: true, atom.Strike: true, atom.Strong: true, atom.Tt: true, atom.U: true,
+}
+
+// stripFormatting removes the tags of formatting elements, keeping the rest
+// of src byte for byte.
+func stripFormatting(src string) string {
+	z := html.NewTokenizer(strings.NewReader(src))
+	var b strings.Builder
+	b.Grow(len(src))
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			return b.String()
+		}
+		if tt == html.StartTagToken || tt == html.EndTagToken || tt == html.SelfClosingTagToken {
+			if name, _ := z.TagName(); formatting[atom.Lookup(name)] {
+				continue
+			}
+		}
+		b.Write(z.Raw())
+	}
+}
+
+// tokensToText is the text of HTML the parser refused: its text, without
+// scripts and styles, with a line break at each block element.
+func tokensToText(src string) string {
+	z := html.NewTokenizer(strings.NewReader(src))
+	var b strings.Builder
+	skip := 0
+	for {
+		switch tt := z.Next(); tt {
+		case html.ErrorToken:
+			return cleanText(b.String())
+		case html.TextToken:
+			if skip == 0 {
+				b.Write(z.Text())
+			}
+		case html.StartTagToken, html.EndTagToken:
+			name, _ := z.TagName()
+			switch a := atom.Lookup(name); {
+			case a == atom.Script || a == atom.Style || a == atom.Head:
+				if tt == html.EndTagToken {
+					skip = max(skip-1, 0)
+				} else {
+					skip++
+				}
+			case isBlock(a), a == atom.P, a == atom.Br, a == atom.H1, a == atom.H2, a == atom.H3, a == atom.H4,
+				a == atom.H5, a == atom.H6, a == atom.Pre, a == atom.Table, a == atom.Ul, a == atom.Ol:
+				b.WriteByte('\n')
+			}
+		case html.SelfClosingTagToken:
+			if name, _ := z.TagName(); atom.Lookup(name) == atom.Br {
+				b.WriteByte('\n')
+			}
+		}
+	}
 }
 
 type textLine struct {

@@ -1,8 +1,10 @@
 package mailparse
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -482,5 +484,62 @@ func TestUTF8LabelledLatin1(t *testing.T) {
 	// Real Latin-1 still reads as Latin-1.
 	if got := charsetText([]byte("caf\xe9"), "iso-8859-1", nil); got != "café" {
 		t.Errorf("charsetText(latin-1) = %q, want %q", got, "café")
+	}
+}
+
+// A Shift_JIS display name split across two encoded words in the middle of
+// a character decodes as the subject does (bytes joined before decoding).
+func TestDisplayNameSplitMultibyte(t *testing.T) {
+	sj := []byte{0x8e, 0x52, 0x93, 0x63, 0x91, 0xbe, 0x98, 0x59} // 山田太郎 in Shift_JIS
+	w1 := base64.StdEncoding.EncodeToString(sj[:3])
+	w2 := base64.StdEncoding.EncodeToString(sj[3:])
+	words := "=?shift_jis?B?" + w1 + "?= =?shift_jis?B?" + w2 + "?="
+	raw := "From: " + words + " <t@example.jp>\nSubject: " + words + "\n\nhi\n"
+	m := Parse([]byte(raw), Options{})
+	if m.Subject != "山田太郎" {
+		t.Fatalf("subject %q", m.Subject)
+	}
+	if m.From.Name != "山田太郎" {
+		t.Errorf("From name %q, want %q (subject decodes right)", m.From.Name, "山田太郎")
+	}
+}
+
+// HTML nested deeper than x/net/html accepts (512 open elements, e.g.
+// unclosed <font> tags) must still be read as text, not shown as markup.
+func TestDeepHTMLReadAsText(t *testing.T) {
+	src := "<html><body>" + strings.Repeat("<font color=red>word ", 600) + "</body></html>"
+	m := ParseBody(src, true)
+	if strings.Contains(m.Text, "<font") || strings.Count(m.Text, "word") != 600 {
+		t.Errorf("deep HTML read as %.80q", m.Text)
+	}
+	// Deeper than the parser goes, with other elements: the text, a line
+	// per block.
+	m = ParseBody("<html><body>"+strings.Repeat("<div>", 600)+"deep <b>text</b><p>next</p><script>x()</script>", true)
+	if want := "deep text\nnext"; m.Text != want {
+		t.Errorf("too deep to parse, read as %q, want %q", m.Text, want)
+	}
+}
+
+// A 40 KB HTML body must not take gigabytes: the parser copies unclosed
+// formatting elements with distinct attributes into every paragraph, so
+// their tags are dropped first. Allocation is the measure here, not time.
+func TestHTMLFormattingElementsStayCheap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("<p>")
+	for k := 0; k < 400; k++ {
+		b.WriteString("<b class=c")
+		b.WriteString(strings.Repeat("x", k%7))
+		b.WriteString(string(rune('a'+k%26)) + string(rune('a'+k/26)) + ">")
+	}
+	b.WriteString(strings.Repeat("<p>x", 8000))
+	src := b.String()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ParseBody(src, true)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > 200<<20 {
+		t.Errorf("%d bytes of HTML allocated %d MB", len(src), alloc>>20)
 	}
 }

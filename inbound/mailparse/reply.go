@@ -467,7 +467,7 @@ func isAttribution(s string) bool {
 		return false
 	}
 	if endsWithWrote(s) {
-		return onLine.MatchString(s) || strings.Contains(s, "@") || dateish.MatchString(s)
+		return strings.Contains(s, "@") || dateish.MatchString(s)
 	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
 		if strings.Contains(s, "@") && dateish.MatchString(s) {
@@ -706,7 +706,12 @@ func splitSignature(lines []string, sender string) (body, sig []string) {
 			first--
 		}
 		block := lines[first:last]
-		if first > 0 && hasTextBefore(first) && len(block) >= 2 && len(block) <= 6 {
+		prev := first - 1
+		for prev >= 0 && isBlank(lines[prev]) {
+			prev--
+		}
+		introduced := prev >= 0 && strings.HasSuffix(strings.TrimSpace(lines[prev]), ":")
+		if first > 0 && hasTextBefore(first) && len(block) >= 2 && len(block) <= 6 && !introduced {
 			if senderNamed(block[0], sender) && shortLines(block, 60) || nameLike(block[0]) && sigBlock(block[1:], 6, 60) || contactCard(block) {
 				start = first
 				// The sign-off above it ("Regards,") belongs to it, when
@@ -750,6 +755,9 @@ func contactCard(block []string) bool {
 		t := strings.TrimSpace(l)
 		if utf8.RuneCountInString(t) > 50 || strings.HasSuffix(t, ":") || strings.HasSuffix(t, "?") {
 			return false
+		}
+		if i := strings.IndexAny(t, ":："); i > 0 && !contactWord.MatchString(t) && !emailLike.MatchString(t) && !urlLike.MatchString(t) {
+			continue // "Order number: 123456789": data, not a contact detail
 		}
 		if emailLike.MatchString(t) || urlLike.MatchString(t) || phoneLike.MatchString(t) || contactWord.MatchString(t) {
 			contacts++

@@ -3,6 +3,7 @@ package mailparse
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -423,5 +424,36 @@ func TestExtractReplyFiles(t *testing.T) {
 				t.Errorf("ExtractReply mismatch [reply signature] (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Trailing lines of ordinary data (order number, date, amount) are not a
+// signature: the reply must keep them.
+func TestReplyKeepsTrailingOrderDetails(t *testing.T) {
+	m := ParseBody("Hello,\n\nmy package did not arrive.\n\nOrder number: 123456789\nOrder date: 2024-03-01\n", false)
+	if !strings.Contains(m.Reply, "123456789") {
+		t.Errorf("order details cut from the reply as a signature:\nreply %q\nsignature %q", m.Reply, m.Signature)
+	}
+}
+
+// A list of names introduced by a colon is content, not a signature.
+func TestReplyKeepsNameList(t *testing.T) {
+	m := ParseBody("Hi,\n\nThese users cannot log in since this morning:\n\nAlice Smith\nBob Jones\n", false)
+	if !strings.Contains(m.Reply, "Alice Smith") {
+		t.Errorf("names after a colon cut as a signature:\nreply %q\nsignature %q", m.Reply, m.Signature)
+	}
+}
+
+// "In/On ... wrote:" without any date, time or address is a sentence of the
+// writer, not an attribution: nothing after it is history.
+func TestReplyWroteSentenceIsNotAttribution(t *testing.T) {
+	for _, text := range []string{
+		"Hi,\n\nIn my previous mail I wrote:\n\nthe server crashes on startup.\n\nAny news?\n",
+		"Hi,\n\nOn Friday my colleague wrote:\n\nthe server crashes on startup.\nIs there a fix?\n",
+	} {
+		m := ParseBody(text, false)
+		if !strings.Contains(m.Reply, "crashes on startup") {
+			t.Errorf("text after a sentence ending in wrote: cut as history:\nin %q\nreply %q", text, m.Reply)
+		}
 	}
 }
