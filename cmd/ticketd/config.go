@@ -24,6 +24,7 @@ type Config struct {
 	SupportAliases []string
 	SupportName    string
 	Secrets        []string // newest first: TICKETD_SECRET, then TICKETD_SECRET_PREVIOUS
+	secretSet      bool     // TICKETD_SECRET is among Secrets
 	BaseURL        string
 
 	HTTPListen              string
@@ -191,7 +192,10 @@ var settings = []setting{
 	{name: "SUPPORT_ALIASES", help: "other addresses ticketd accepts mail for, comma-separated",
 		set: list(func(c *Config) *[]string { return &c.SupportAliases })},
 	{name: "TICKETD_SECRET", secret: true, help: "key for signed reply addresses and links, at least 16 bytes (required for serve)",
-		set: func(c *Config, v string) error { c.Secrets = append([]string{v}, c.Secrets...); return nil }},
+		set: func(c *Config, v string) error {
+			c.Secrets, c.secretSet = append([]string{v}, c.Secrets...), true
+			return nil
+		}},
 	{name: "TICKETD_SECRET_PREVIOUS", secret: true, help: "the previous key, still accepted while mails signed with it are answered",
 		set: func(c *Config, v string) error { c.Secrets = append(c.Secrets, v); return nil }},
 	{name: "TICKETD_BASE_URL", def: "http://127.0.0.1:8080", help: "the web address people reach ticketd at, used in mailed links",
@@ -246,7 +250,7 @@ var settings = []setting{
 	{name: "MAILDIR", help: "Maildir that receives outgoing mail when no relay is set (dev: .ticketd/outbox)",
 		set: str(func(c *Config) *string { return &c.Maildir })},
 	{name: "AUTO_REPLY_LIMIT_PER_HOUR", def: "10", help: "automatic mails to one address per hour at most",
-		set: integer(func(c *Config) *int { return &c.AutoReplyLimitPerHour }, 0)},
+		set: integer(func(c *Config) *int { return &c.AutoReplyLimitPerHour }, 1)},
 	{name: "REPLY_TOKEN_TTL", def: "2160h", help: "how long a signed reply address stays valid",
 		set: duration(func(c *Config) *time.Duration { return &c.ReplyTokenTTL })},
 	{name: "IMAP_URL", secret: true, help: "mailboxes to poll, space- or comma-separated: imaps://user:pass@host/INBOX or imap:// (STARTTLS)",
@@ -360,6 +364,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if (c.SMTPTLSCert == "") != (c.SMTPTLSKey == "") {
 		errs = append(errs, errors.New("SMTP_TLS_CERT and SMTP_TLS_KEY: set both or neither"))
+	}
+	if len(c.Secrets) > 0 && !c.secretSet {
+		// The previous key would sign every new address and link.
+		errs = append(errs, errors.New("TICKETD_SECRET_PREVIOUS: set only together with TICKETD_SECRET, the current key"))
 	}
 	for i, s := range c.Secrets {
 		if len(s) < 16 {

@@ -40,6 +40,8 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"number", map[string]string{"SMTP_MAX_RECIPIENTS": "0"}, "SMTP_MAX_RECIPIENTS"},
 		{"half a certificate", map[string]string{"SMTP_TLS_CERT": "/c.pem"}, "SMTP_TLS_KEY"},
 		{"missing secret file", map[string]string{"TICKETD_SECRET_FILE": "/nonexistent/secret"}, "TICKETD_SECRET_FILE"},
+		{"previous key without the current", map[string]string{"TICKETD_SECRET_PREVIOUS": "previous-secret-0123456789"}, "TICKETD_SECRET_PREVIOUS"},
+		{"no automatic mail at all", map[string]string{"AUTO_REPLY_LIMIT_PER_HOUR": "0"}, "AUTO_REPLY_LIMIT_PER_HOUR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig(env(tc.env))

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -123,6 +124,10 @@ type Poller struct {
 	mailbox  string // the IMAP name, e.g. INBOX
 	key      string // the checkpoint key
 	lockID   int64
+
+	// unreadable counts, per UID, the fetches the server refused in a
+	// row; see fetchOne.
+	unreadable map[imap.UID]int
 }
 
 // New checks the options; it connects to nothing.
@@ -133,9 +138,12 @@ func New(opt Options) (*Poller, error) {
 	if opt.Deliver == nil {
 		return nil, errors.New("imappoller: Options.Deliver is required")
 	}
-	p := &Poller{opt: opt}
+	p := &Poller{opt: opt, unreadable: map[imap.UID]int{}}
 	if err := p.parseURL(opt.URL); err != nil {
 		return nil, err
+	}
+	if sameMailbox(opt.MoveTo, p.mailbox) {
+		return nil, fmt.Errorf("imappoller: the folder for delivered mail (%q) is the mailbox polled", opt.MoveTo)
 	}
 	if p.opt.BatchSize <= 0 {
 		p.opt.BatchSize = 50
@@ -166,6 +174,15 @@ func New(opt Options) (*Poller, error) {
 	sum := sha256.Sum256([]byte("ticketd imap poller " + p.key))
 	p.lockID = int64(binary.BigEndian.Uint64(sum[:8]))
 	return p, nil
+}
+
+// sameMailbox compares mailbox names as IMAP does: INBOX in any case is
+// INBOX (RFC 9051 5.1), other names exactly.
+func sameMailbox(a, b string) bool {
+	if strings.EqualFold(a, "INBOX") {
+		return strings.EqualFold(b, "INBOX")
+	}
+	return a == b
 }
 
 func (p *Poller) parseURL(raw string) error {
@@ -290,11 +307,15 @@ func (p *Poller) pollLocked(ctx context.Context, lock *pgx.Conn) {
 
 	backoff := p.opt.MinBackoff
 	for ctx.Err() == nil {
+		start := time.Now()
 		progressed, err := p.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if progressed {
+		// A session that moved the checkpoint, or that lasted, was no
+		// failure in a row; one that keeps failing the same way, after
+		// delivering or not, waits longer each time.
+		if progressed || time.Since(start) > time.Minute {
 			backoff = p.opt.MinBackoff
 		}
 		var ce *configError

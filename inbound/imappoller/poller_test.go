@@ -60,6 +60,16 @@ func TestNewParsesURL(t *testing.T) {
 			}
 		})
 	}
+	// Moving delivered mail to the mailbox polled would take it again.
+	for _, tc := range []struct{ url, moveTo string }{
+		{"imap://support:secret@mail.example.test/INBOX", "inbox"},
+		{"imap://support:secret@mail.example.test/Support", "Support"},
+	} {
+		_, err := imappoller.New(imappoller.Options{URL: tc.url, Pool: pool, Deliver: deliver, MoveTo: tc.moveTo})
+		if err == nil || !strings.Contains(err.Error(), "is the mailbox polled") {
+			t.Errorf("MoveTo %q polling %s: %v", tc.moveTo, tc.url, err)
+		}
+	}
 }
 
 // TestEachMailDeliveredOnce appends mail before the poller starts, while it

@@ -17,8 +17,8 @@ import (
 )
 
 // session connects, logs in, selects the mailbox and takes its mail until
-// an error or the end of ctx. progressed reports whether it delivered mail
-// or looked through the whole mailbox, which resets the reconnect backoff.
+// an error or the end of ctx. progressed reports whether it moved the
+// checkpoint, which resets the reconnect backoff.
 func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -72,14 +72,14 @@ func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
 		case <-newMail:
 		default:
 		}
-		n, err := p.drain(ctx, c, &cp)
-		if n > 0 {
+		before := cp.LastUID
+		_, err := p.drain(ctx, c, &cp)
+		if cp.LastUID != before {
 			progressed = true
 		}
 		if err != nil {
 			return progressed, err
 		}
-		progressed = true
 		heard, err := p.wait(ctx, c, idle, newMail)
 		if err != nil {
 			return progressed, err
@@ -213,8 +213,23 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 	})
 	done := make(map[imap.UID]bool, len(uids))
 	var delivered, rejected []imap.UID
+	handle := func(uid imap.UID, raw []byte) error {
+		err := p.deliver(ctx, raw, Mail{Mailbox: p.key, UIDValidity: cp.UIDValidity, UID: uint32(uid)})
+		switch {
+		case err == nil:
+			delivered = append(delivered, uid)
+		case p.opt.IsPermanent != nil && p.opt.IsPermanent(err):
+			p.log.Error("imap: mail rejected for good; left in the mailbox, flagged, for a person to look at",
+				"uid", uid, "err", err)
+			rejected = append(rejected, uid)
+		default:
+			return fmt.Errorf("deliver uid %d: %w", uid, err)
+		}
+		done[uid] = true
+		return nil
+	}
 	var failed error
-	for {
+	for failed == nil {
 		msg := fetch.Next()
 		if msg == nil {
 			break
@@ -224,30 +239,35 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 			failed = err
 			break
 		}
-		err = p.deliver(ctx, raw, Mail{Mailbox: p.key, UIDValidity: cp.UIDValidity, UID: uint32(uid)})
-		switch {
-		case err == nil:
-			delivered = append(delivered, uid)
-			done[uid] = true
-		case p.opt.IsPermanent != nil && p.opt.IsPermanent(err):
-			p.log.Error("imap: mail rejected for good; left in the mailbox, flagged, for a person to look at",
-				"uid", uid, "err", err)
-			rejected = append(rejected, uid)
-			done[uid] = true
-		default:
-			failed = fmt.Errorf("deliver uid %d: %w", uid, err)
-		}
+		failed = handle(uid, raw)
+	}
+	if err := fetch.Close(); err != nil && failed == nil && !isNo(err) {
+		failed = fmt.Errorf("fetch: %w", err)
+	}
+	// A UID the FETCH did not return was expunged meanwhile, or the
+	// server refused it (the whole FETCH then answers NO), or it sent the
+	// message in a way go-imap does not match to a UID FETCH (the UID
+	// after the body). Each is looked at on its own.
+	for _, u := range uids {
 		if failed != nil {
 			break
 		}
-	}
-	if err := fetch.Close(); err != nil && failed == nil {
-		failed = fmt.Errorf("fetch: %w", err)
-	}
-	if failed == nil {
-		// A UID the FETCH did not return was expunged meanwhile.
-		for _, u := range uids {
+		if done[u] {
+			continue
+		}
+		raw, exists, err := p.fetchOne(c, u)
+		switch {
+		case !exists && err == nil:
 			done[u] = true
+		case err != nil && isNo(err) && p.refused(u) >= maxRefusals:
+			p.log.Error("imap: the server refuses to return this message; left in the mailbox, flagged, for a person to look at",
+				"uid", u, "refusals", maxRefusals, "err", err)
+			rejected = append(rejected, u)
+			done[u] = true
+		case err != nil:
+			failed = fmt.Errorf("fetch uid %d: %w", u, err)
+		default:
+			failed = handle(u, raw)
 		}
 	}
 	if len(delivered) > 0 {
@@ -287,6 +307,49 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 		p.log.Debug("imap: batch delivered", "delivered", len(delivered), "rejected", len(rejected), "last_uid", last)
 	}
 	return len(delivered), failed
+}
+
+// maxRefusals is how many times in a row the server may refuse to return
+// a message before the poller flags it and goes on to the next.
+const maxRefusals = 3
+
+// refused counts a refusal of uid and returns how many there were in a
+// row.
+func (p *Poller) refused(uid imap.UID) int {
+	p.unreadable[uid]++
+	return p.unreadable[uid]
+}
+
+// fetchOne fetches one message by its sequence number, looked up from its
+// UID; exists is false when the UID is gone.
+func (p *Poller) fetchOne(c *imapclient.Client, uid imap.UID) (raw []byte, exists bool, err error) {
+	found, err := c.Search(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(uid)}}, nil).Wait()
+	if err != nil {
+		return nil, false, fmt.Errorf("search uid %d: %w", uid, err)
+	}
+	seqs := found.AllSeqNums()
+	if len(seqs) == 0 {
+		return nil, false, nil
+	}
+	fetch := c.Fetch(imap.SeqSetNum(seqs[0]), &imap.FetchOptions{
+		UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	var got imap.UID
+	if msg := fetch.Next(); msg != nil {
+		got, raw, err = readFetched(msg)
+	}
+	if cerr := fetch.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	if got != uid {
+		// Expunges moved the sequence numbers meanwhile.
+		return nil, true, fmt.Errorf("message %d is uid %d, not %d", seqs[0], got, uid)
+	}
+	delete(p.unreadable, uid)
+	return raw, true, nil
 }
 
 // readFetched reads one FETCH response: its UID and the whole message.
