@@ -96,10 +96,9 @@ func TestRepliesCarryFiles(t *testing.T) {
 	}
 }
 
-// TestFileWithBadContentID: a Content-ID kept from a customer's mail that
-// cannot be written back (a bare CR in it) is left out; the file arrives
-// whole.
-func TestFileWithBadContentID(t *testing.T) {
+// forwardFile passes a customer's reply carrying the file a on to the
+// assignee, and returns the mail.
+func forwardFile(t *testing.T, a tickets.Attachment) parsed {
 	f := newFixture(t, nil)
 	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
 	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
@@ -114,16 +113,20 @@ func TestFileWithBadContentID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.InsertAttachment(f.ctx, tickets.Attachment{MessageID: m.ID, Filename: "a.png",
-		ContentType: "image/png", ContentID: "part1\rX-Evil: 1@x", Size: 3, SHA256: make([]byte, 32), Data: []byte("png")}); err != nil {
+	a.MessageID, a.Size, a.SHA256 = m.ID, int64(len(a.Data)), make([]byte, 32)
+	if _, err := f.st.InsertAttachment(f.ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.InTx(f.ctx, func(st *tickets.Store) error {
-		return f.n.ForwardToAssignee(f.ctx, st, "fwd-1", m.ID)
-	}); err != nil {
-		t.Fatalf("forward failed: %v", err)
-	}
-	p := parse(t, f.mails(tk.ID)[0].Data)
+	f.tx(func(st *tickets.Store) error { return f.n.ForwardToAssignee(f.ctx, st, "fwd-1", m.ID) })
+	return parse(t, f.mails(tk.ID)[0].Data)
+}
+
+// TestFileWithBadContentID: a Content-ID kept from a customer's mail that
+// cannot be written back (a bare CR in it) is left out; the file arrives
+// whole.
+func TestFileWithBadContentID(t *testing.T) {
+	p := forwardFile(t, tickets.Attachment{Filename: "a.png", ContentType: "image/png",
+		ContentID: "part1\rX-Evil: 1@x", Data: []byte("png")})
 	if len(p.files) != 1 || p.files[0].name != "a.png" || p.files[0].contentType != "image/png" || string(p.files[0].data) != "png" {
 		t.Errorf("attachment arrives as %+v; raw mail:\n%s", p.files, p.raw)
 	}
@@ -133,27 +136,8 @@ func TestFileWithBadContentID(t *testing.T) {
 // records it) may not be base64 (RFC 2046 5.2.1); it goes as a file of
 // bytes, named, and arrives unchanged.
 func TestAttachedMailIsSentAsFile(t *testing.T) {
-	f := newFixture(t, nil)
-	ann := f.user("ann@customer.example", "Ann", tickets.RoleUser)
-	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
-	tk := f.ticket(ann, "Printer", "It jams.", "open-1@customer.example")
-	f.tx(func(st *tickets.Store) error {
-		_, err := st.Assign(f.ctx, tk.ID, mo.ID, "", tickets.Actor{Channel: tickets.ChannelSystem})
-		return err
-	})
-	m, err := f.st.InsertMessage(f.ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Inbound,
-		Kind: tickets.KindReply, AuthorID: &ann.ID, MessageID: "ann-2@customer.example",
-		FromAddress: ann.Email, ReplyText: "See the forwarded mail."})
-	if err != nil {
-		t.Fatal(err)
-	}
 	eml := []byte("From: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n")
-	if _, err := f.st.InsertAttachment(f.ctx, tickets.Attachment{MessageID: m.ID, Filename: "",
-		ContentType: "message/rfc822", Size: int64(len(eml)), SHA256: make([]byte, 32), Data: eml}); err != nil {
-		t.Fatal(err)
-	}
-	f.tx(func(st *tickets.Store) error { return f.n.ForwardToAssignee(f.ctx, st, "fwd-1", m.ID) })
-	p := parse(t, f.mails(tk.ID)[0].Data)
+	p := forwardFile(t, tickets.Attachment{ContentType: "message/rfc822", Data: eml})
 	if len(p.files) != 1 || p.files[0].name != "message.eml" || p.files[0].contentType != "application/octet-stream" ||
 		string(p.files[0].data) != string(eml) {
 		t.Errorf("attached mail arrives as %+v; raw mail:\n%s", p.files, p.raw)
