@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"ticketd/inbound"
+	"ticketd/outbound"
 	"ticketd/tickets"
 )
 
@@ -465,9 +466,52 @@ func TestStrangerDoesNotReopen(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := e.deliver(mail{From: "eve@example.net", InReplyTo: "<a@example.com>"}.bytes())
-	if r.TicketID != a.TicketID || e.ticket(a.TicketID).Status != tickets.StatusCompleted {
-		t.Errorf("a non-participant's reply reopened the ticket: %+v", r)
+	// A stranger answering a mail ticketd sent (forwarded to them) joins
+	// the ticket, and reopens nothing.
+	if _, err := e.st.InsertMessage(ctx, tickets.Message{TicketID: a.TicketID, Direction: tickets.Outbound,
+		Kind: tickets.KindReply, MessageID: "done-1@ticketd.test", FromAddress: support, Subject: "Done"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.deliver(mail{From: "eve@example.net", InReplyTo: "<done-1@ticketd.test>"}.bytes())
+	if r.TicketID != a.TicketID || r.Rule != inbound.RuleInReplyTo || e.ticket(a.TicketID).Status != tickets.StatusCompleted {
+		t.Errorf("a non-participant's reply to ticketd's mail: %+v, status %s", r, e.ticket(a.TicketID).Status)
+	}
+}
+
+// TestPlantedMessageID: the Message-ID of a mail ticketd received was chosen
+// by its sender, who may have sent it to others first (a phishing mail,
+// then the same Message-ID to support@). Someone not on that ticket who
+// answers it opens a ticket of their own: their words and the moderator's
+// answer do not go to the sender who chose the id.
+func TestPlantedMessageID(t *testing.T) {
+	e := newEnv(t, func(o *inbound.Options) {
+		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+	})
+	mod := e.user("mod@staff.example", tickets.RoleModerator)
+	planted := e.deliver(mail{From: "mallory@evil.example", MessageID: "<phish-1@evil.example>", Subject: "Your account is locked"}.bytes())
+	victim := e.deliver(mail{From: "victim@corp.example", InReplyTo: "<phish-1@evil.example>", References: "<phish-1@evil.example>",
+		Subject: "Re: Your account is locked", Body: "Is this real? My customer number is 4711."}.bytes())
+	if victim.TicketID == planted.TicketID || victim.Rule != inbound.RuleNew {
+		t.Fatalf("the victim's mail joined ticket #%d by %s; the planted ticket is #%d", victim.TicketID, victim.Rule, planted.TicketID)
+	}
+	e.deliver(mail{From: "mod@staff.example", To: e.replyAddress(victim.TicketID, mod.ID, time.Now().Add(time.Hour)),
+		Body: "Dear customer 4711, here is your reset code: 993311"}.bytes())
+	sent := false
+	for _, m := range e.parsedOutbox() {
+		if m.kind == "reply" && strings.Contains(m.msg.Text, "993311") {
+			sent = true
+			if diff := cmp.Diff([]string{"victim@corp.example"}, m.recipients); diff != "" {
+				t.Errorf("the answer's recipients (-want +got):\n%s", diff)
+			}
+		}
+	}
+	if !sent {
+		t.Error("the moderator's answer was not queued")
+	}
+	// The sender of the mail may follow it up, and a person copied on it.
+	followUp := e.deliver(mail{From: "mallory@evil.example", InReplyTo: "<phish-1@evil.example>"}.bytes())
+	if followUp.TicketID != planted.TicketID {
+		t.Errorf("the sender's own follow-up opened ticket #%d, want #%d", followUp.TicketID, planted.TicketID)
 	}
 }
 
@@ -905,5 +949,43 @@ func TestOutboxWakeUps(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM mail_outbox`); n == 0 {
 		t.Error("the staff reply queued no mail")
+	}
+}
+
+// TestCopiedAddressesKeepTheirNames: whoever copies an address chooses its
+// display name, so a Cc names only a new user; and ticketd's own address
+// written fully qualified (support@ticketd.test.) is still ticketd's, never
+// a participant mailed by it.
+func TestCopiedAddressesKeepTheirNames(t *testing.T) {
+	e := newEnv(t, func(o *inbound.Options) {
+		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+	})
+	ctx := context.Background()
+	mod, err := e.st.CreateUser(ctx, tickets.NewUser{Email: "mod@staff.example", Role: tickets.RoleModerator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.deliver(mail{From: "mallory@evil.example",
+		Cc: `"IT Security: send your password to evil.example" <mod@staff.example>, "Bob" <bob@example.com>, SUPPORT@ticketd.test.`}.bytes())
+	if u, _ := e.st.User(ctx, mod.ID); u.Name != "" {
+		t.Errorf("a copy named the moderator %q", u.Name)
+	}
+	if u, err := e.st.UserByEmail(ctx, "bob@example.com"); err != nil || u.Name != "Bob" {
+		t.Errorf("a new user copied: %+v, %v", u, err)
+	}
+	people, err := e.st.Participants(ctx, r.TicketID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range people {
+		if strings.HasPrefix(p.Email, "support@") {
+			t.Errorf("ticketd's own address %q is a participant", p.Email)
+		}
+	}
+	// A requester's own mail fills in their empty name; a staff member's
+	// From does not rename them.
+	e.deliver(mail{From: `"Maybe Mo" <mod@staff.example>`, MessageID: "<mo-1@staff.example>"}.bytes())
+	if u, _ := e.st.User(ctx, mod.ID); u.Name != "" {
+		t.Errorf("mail from the moderator's address named them %q", u.Name)
 	}
 }

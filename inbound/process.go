@@ -350,7 +350,7 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		if !plausibleAddress(addr) || addr == requester.Email || p.in.isOwn(addr) {
 			continue
 		}
-		u, err := st.EnsureRequester(ctx, addr, clean(a.Name))
+		u, err := st.EnsureCopied(ctx, addr, clean(a.Name))
 		if err != nil {
 			return Result{}, err
 		}

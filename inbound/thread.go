@@ -127,19 +127,31 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 		add(d.m.References[i])
 	}
 	if len(ids) > 0 {
-		t, matched, err := st.LockTicketByMessageIDs(ctx, ids)
+		t, matched, chosen, err := st.LockTicketByMessageIDs(ctx, ids)
 		switch {
 		case err == nil:
-			rule := RuleReferences
-			if matched == clean(d.m.InReplyTo) {
-				rule = RuleInReplyTo
+			// The Message-ID of a mail ticketd received was chosen by
+			// its sender, who can send it to others first: a stranger
+			// answering it would be answered in that sender's ticket.
+			// It threads only someone on the ticket.
+			ok, err := p.mayFollow(ctx, t, chosen)
+			if err != nil {
+				return nil, "", nil, err
 			}
-			p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
-			return &t, rule, nil, nil
+			if ok {
+				rule := RuleReferences
+				if matched == clean(d.m.InReplyTo) {
+					rule = RuleInReplyTo
+				}
+				p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
+				return &t, rule, nil, nil
+			}
+			p.note("ignored_message_id", fmt.Sprintf("<%s>: a mail ticket #%d received, and the sender is not on that ticket", matched, t.ID))
 		case !errors.Is(err, tickets.ErrNotFound):
 			return nil, "", nil, err
+		default:
+			p.note("message_ids", fmt.Sprintf("none of the %d Message-IDs of In-Reply-To and References is a mail ticketd received or sent", len(ids)))
 		}
-		p.note("message_ids", fmt.Sprintf("none of the %d Message-IDs of In-Reply-To and References is a mail ticketd received or sent", len(ids)))
 	}
 
 	// (3) A subject tag counts only from someone already on the ticket:
@@ -210,7 +222,7 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if len(ids) == 0 {
 		return nil, "", nil
 	}
-	t, matched, err := p.st.LockTicketByMessageIDs(ctx, ids)
+	t, matched, _, err := p.st.LockTicketByMessageIDs(ctx, ids)
 	if errors.Is(err, tickets.ErrNotFound) {
 		p.note("report_message_ids", fmt.Sprintf("none of the %d Message-IDs the report quotes is ticketd's", len(ids)))
 		return nil, "", nil
@@ -221,6 +233,17 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	p.note("matched", "<"+matched+">, quoted in the report, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
 	p.threaded(fmt.Sprintf("to ticket #%d by %s", t.ID, ruleText(RuleReport)), RuleReport, t.ID)
 	return &t, RuleReport, nil
+}
+
+// mayFollow reports whether the mail may join ticket t by a Message-ID of
+// it: always one ticketd made (chosen false), and one a sender chose only
+// from the ticket's requester or a person on it. (Staff answer from their
+// signed reply addresses.)
+func (p *process) mayFollow(ctx context.Context, t tickets.Ticket, chosen bool) (bool, error) {
+	if !chosen || p.d.sender.Address == "" {
+		return !chosen, nil
+	}
+	return p.st.IsParticipant(ctx, t.ID, p.d.sender.Address)
 }
 
 // note keeps a fact of threading for the trace.

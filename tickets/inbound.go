@@ -521,25 +521,28 @@ func (s *Store) MarkBouncing(ctx context.Context, addrs []string) ([]string, err
 // LockTicketByMessageIDs finds the ticket of the first of ids (in their
 // order) that ticketd received or sent, like TicketByMessageID, and locks
 // it like TicketForUpdate, in one statement. It returns the id that
-// matched, and ErrNotFound when none does.
-func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (Ticket, string, error) {
-	var matched string
-	t, err := scanTicket(extraScan{s.db.QueryRow(ctx, `
-		SELECT `+prefixed("t", ticketColumns)+`, ids.id
+// matched, whether a sender chose that id (a mail ticketd received) rather
+// than ticketd (one it sent), and ErrNotFound when none matches. An id
+// stored on several tickets is the earliest's.
+func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (t Ticket, matched string, chosen bool, err error) {
+	t, err = scanTicket(extraScan{s.db.QueryRow(ctx, `
+		SELECT `+prefixed("t", ticketColumns)+`, ids.id, m.chosen
 		FROM unnest($1::text[]) WITH ORDINALITY AS ids(id, ord)
 		CROSS JOIN LATERAL (
-			SELECT ticket_id FROM messages WHERE direction IN ('inbound', 'outbound') AND message_id = ids.id
-			UNION ALL
-			SELECT ticket_id FROM mail_outbox WHERE message_id = ids.id AND ticket_id IS NOT NULL
-			LIMIT 1) m
+			SELECT ticket_id, chosen FROM (
+				SELECT ticket_id, direction = 'inbound' AS chosen, 0 AS src, id
+				FROM messages WHERE direction IN ('inbound', 'outbound') AND message_id = ids.id
+				UNION ALL
+				SELECT ticket_id, false, 1, id FROM mail_outbox WHERE message_id = ids.id AND ticket_id IS NOT NULL
+			) found ORDER BY src, id LIMIT 1) m
 		JOIN tickets t ON t.id = m.ticket_id
 		WHERE ids.id <> ''
 		ORDER BY ids.ord LIMIT 1
-		FOR UPDATE OF t`, ids), []any{&matched}})
+		FOR UPDATE OF t`, ids), []any{&matched, &chosen}})
 	if err != nil {
-		return Ticket{}, "", fmt.Errorf("lock ticket of message ids: %w", err)
+		return Ticket{}, "", false, fmt.Errorf("lock ticket of message ids: %w", err)
 	}
-	return t, matched, nil
+	return t, matched, chosen, nil
 }
 
 // extraScan scans the columns a row has after those its caller scans.

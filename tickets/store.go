@@ -125,15 +125,28 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	return u, nil
 }
 
-// EnsureRequester returns the user with that address, creating a requester
-// when there is none. A known user's name is filled in when it was empty.
+// EnsureRequester returns the user who sent a mail, creating a requester
+// when there is none. A known requester's empty name is filled in from
+// their mail; staff are named by admins only, since anyone can write any
+// From.
 func (s *Store) EnsureRequester(ctx context.Context, email, name string) (User, error) {
+	return s.ensureUser(ctx, email, name, true)
+}
+
+// EnsureCopied returns a person copied on a mail, creating a requester
+// when there is none. The name a mail gives someone else names only a new
+// user: whoever copies an address chooses its display name.
+func (s *Store) EnsureCopied(ctx context.Context, email, name string) (User, error) {
+	return s.ensureUser(ctx, email, name, false)
+}
+
+func (s *Store) ensureUser(ctx context.Context, email, name string, fillName bool) (User, error) {
 	email = NormalizeEmail(email)
 	u, err := scanUser(s.db.QueryRow(ctx, `
 		INSERT INTO users (email, name) VALUES ($1, $2)
 		ON CONFLICT (lower(email)) DO UPDATE
-			SET name = CASE WHEN users.name = '' THEN EXCLUDED.name ELSE users.name END
-		RETURNING `+userColumns, email, name))
+			SET name = CASE WHEN $3 AND users.name = '' AND users.role = 'user' THEN EXCLUDED.name ELSE users.name END
+		RETURNING `+userColumns, email, name, fillName))
 	if err != nil {
 		return User{}, fmt.Errorf("upsert requester %q: %w", email, err)
 	}

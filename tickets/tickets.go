@@ -183,9 +183,10 @@ func SplitSkills(s string) []string {
 
 // NormalizeEmail trims an address and lower-cases it. Local parts are
 // case-sensitive in theory (RFC 5321 2.4) but not in any mailbox people use,
-// and ticketd matches people by address.
+// and ticketd matches people by address. A domain written fully qualified
+// (example.com.) is the same domain.
 func NormalizeEmail(s string) string {
-	return strings.ToLower(strings.TrimSpace(s))
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
 }
 
 // User is anyone ticketd knows.
