@@ -188,14 +188,21 @@ func (a *app) run(ctx context.Context) error {
 	}
 	// Shutdown order: stop taking mail and requests (finishing what is in
 	// flight), then stop the loops that drain the outboxes, then the pool.
+	// The listeners stop together, each with the whole grace period: a
+	// slow web request must not keep the SMTP receiver taking mail, nor
+	// eat the time its sessions in flight have to finish.
 	a.log.Info("ticketd stopping")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := len(a.servers) - 1; i >= 0; i-- {
-		if err := a.servers[i].shutdown(shutCtx); err != nil {
-			a.log.Warn("shutdown", "component", a.servers[i].name, "err", err)
-		}
+	var stopping sync.WaitGroup
+	for _, s := range a.servers {
+		stopping.Go(func() {
+			if err := s.shutdown(shutCtx); err != nil {
+				a.log.Warn("shutdown", "component", s.name, "err", err)
+			}
+		})
 	}
+	stopping.Wait()
 	stopLoops()
 	bg.Wait()
 	for _, c := range a.closers {
@@ -282,6 +289,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 			MaxRecipients:   cfg.SMTPMaxRecipients,
 			MaxSessions:     cfg.SMTPMaxSessions,
 			Logger:          log.With("component", "smtp"),
+			Metrics:         met,
 			Deliver: func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
 				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "smtp", ConnID: env.CID,
 					RemoteAddr: env.RemoteAddr, MailFrom: env.MailFrom, RcptTo: env.RcptTo})
@@ -409,8 +417,10 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		if err != nil {
 			return nil, fmt.Errorf("HTTP_LISTEN %s: %w", cfg.HTTPListen, err)
 		}
-		srv := &http.Server{Handler: a.root, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		// A request's body may take minutes (uploads of 16 MiB on a slow
+		// line), not for ever; an idle connection is closed.
+		srv := &http.Server{Handler: a.root, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
+			IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		a.servers = append(a.servers, listener{name: "http", serve: func() error { return srv.Serve(ln) },
 			shutdown: srv.Shutdown})
 	}

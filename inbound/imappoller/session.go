@@ -221,6 +221,7 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 		case p.opt.IsPermanent != nil && p.opt.IsPermanent(err):
 			p.log.Error("imap: mail rejected for good; left in the mailbox, flagged, for a person to look at",
 				"uid", uid, "err", err)
+			p.opt.Metrics.MailRefused("imap", "rejected")
 			rejected = append(rejected, uid)
 		default:
 			return fmt.Errorf("deliver uid %d: %w", uid, err)
@@ -262,6 +263,7 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, cp *tickets.IM
 		case err != nil && isNo(err) && p.refused(u) >= maxRefusals:
 			p.log.Error("imap: the server refuses to return this message; left in the mailbox, flagged, for a person to look at",
 				"uid", u, "refusals", maxRefusals, "err", err)
+			p.opt.Metrics.MailRefused("imap", "unreadable")
 			rejected = append(rejected, u)
 			done[u] = true
 		case err != nil:

@@ -45,10 +45,11 @@ func (s *Server) refuse(nc net.Conn, log *slog.Logger, reason string) {
 	}()
 	defer nc.Close()
 	log.Warn("smtp connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
-	code := "4.4.5" // RFC 3463: system congestion
+	code, counted := "4.4.5", "sessions" // RFC 3463: system congestion
 	if reason == "shutting down" {
-		code = "4.3.2" // RFC 3463: system not accepting network messages
+		code, counted = "4.3.2", "shutting_down" // RFC 3463: system not accepting network messages
 	}
+	s.opt.Metrics.MailRefused("smtp", counted)
 	_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = fmt.Fprintf(nc, "421 %s %s %s, try again later\r\n", code, s.opt.Domain, reason)
 }

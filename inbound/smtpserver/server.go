@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"ticketd/metrics"
 )
 
 // Envelope is what the SMTP transaction tells about a mail besides its bytes.
@@ -115,6 +117,9 @@ type Options struct {
 
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
+	// Metrics counts refused recipients, mails and connections by
+	// reason; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server is an SMTP server delivering into ticketd.

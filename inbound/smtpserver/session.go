@@ -70,6 +70,7 @@ func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if a := ss.s.opt.Auth; a != nil && a.Required && ss.env.AuthUser == "" {
+		ss.refused("auth")
 		return errAuthRequired
 	}
 	ss.Reset()
@@ -83,6 +84,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !ss.s.opt.Accepts(to) {
 		ss.log.Info("smtp recipient refused", "rcpt", to, "mail_from", ss.env.MailFrom, "remote", ss.env.RemoteAddr)
+		ss.refused("recipient")
 		// RFC 5321 3.6.2: a server that does not relay refuses foreign
 		// recipients; RFC 3463 5.1.1: bad destination mailbox address.
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
@@ -106,16 +108,20 @@ func (ss *session) Data(r io.Reader) error {
 		switch {
 		case errors.Is(err, smtp.ErrDataTooLarge):
 			ss.log.Info("smtp message too large", "mail_from", ss.env.MailFrom, "max_bytes", ss.s.opt.MaxMessageBytes)
+			ss.refused("size")
 			return smtp.ErrDataTooLarge
 		case errors.Is(err, smtp.ErrTooLongLine):
 			ss.log.Info("smtp line too long", "mail_from", ss.env.MailFrom, "max_line", ss.s.opt.MaxLineLength)
+			ss.refused("line_length")
 			return errLineTooLong
 		case errors.As(err, &se):
+			ss.refused("busy")
 			return se
 		}
 		// The client went quiet or away in the middle of the message:
 		// the session ends after this answer, with 421 (RFC 5321 3.8).
 		ss.log.Info("smtp message not received", "mail_from", ss.env.MailFrom, "err", err)
+		ss.refused("not_received")
 		ss.c.endAfterReply()
 		return errNotStored
 	}
@@ -136,17 +142,27 @@ func (ss *session) Data(r io.Reader) error {
 	switch {
 	case errors.As(err, &se):
 		log.Warn("smtp mail refused", "code", se.Code, "err", err)
+		if se.Code >= 500 {
+			ss.refused("rejected")
+		} else {
+			ss.refused("not_stored")
+		}
 		return se
 	case ss.s.opt.IsPermanent != nil && ss.s.opt.IsPermanent(err):
 		log.Warn("smtp mail rejected", "err", err)
+		ss.refused("rejected")
 		// RFC 5321 4.2.2: 554 transaction failed, permanently.
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: "Message rejected: " + oneLine(err.Error(), 200)}
 	default:
 		log.Error("smtp mail not stored", "err", err)
+		ss.refused("not_stored")
 		return errNotStored
 	}
 }
+
+// refused counts a refusal by its reason, one of a fixed set.
+func (ss *session) refused(reason string) { ss.s.opt.Metrics.MailRefused("smtp", reason) }
 
 // deliver calls Deliver, turning a panic into an error so the client is told
 // to try again and the server goes on.
