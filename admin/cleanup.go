@@ -55,12 +55,12 @@ func cleanupOnce(ctx context.Context, o CleanupOptions) {
 			o.Logger.Error("panic in web cleanup", "err", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
+	// Each job goes on when the other fails.
 	n, err := o.Store.PruneWebState(ctx, o.Keep)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && ctx.Err() == nil:
 		o.Logger.Error("web cleanup", "err", err)
-		return
-	}
-	if n > 0 {
+	case n > 0:
 		o.Logger.Debug("web cleanup", "deleted", n)
 	}
 	const batch = 500
