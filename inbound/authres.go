@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -13,6 +14,18 @@ import (
 // MTA removes copies carrying its own id from arriving mail). A trusted
 // field that reports a pass cannot cancel one that reports a failure.
 func authFailure(fields []string, trusted []string, fromDomain string) string {
+	return failureOf(fields, trusted, fromDomain, "dmarc", "dkim")
+}
+
+// dmarcFailure is authFailure for DMARC alone: the verdict that the From
+// address was forged. (A DKIM signature broken on the way, by a mailing
+// list say, is common in mail that is genuine.)
+func dmarcFailure(fields []string, trusted []string, fromDomain string) string {
+	return failureOf(fields, trusted, fromDomain, "dmarc")
+}
+
+// failureOf reports the first failure by one of methods, as authFailure.
+func failureOf(fields []string, trusted []string, fromDomain string, methods ...string) string {
 	if len(trusted) == 0 {
 		return ""
 	}
@@ -23,7 +36,7 @@ func authFailure(fields []string, trusted []string, fromDomain string) string {
 			continue
 		}
 		for _, r := range results {
-			if r.result != "fail" {
+			if r.result != "fail" || !slices.Contains(methods, r.method) {
 				continue
 			}
 			var domain string

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -987,5 +988,46 @@ func TestCopiedAddressesKeepTheirNames(t *testing.T) {
 	e.deliver(mail{From: `"Maybe Mo" <mod@staff.example>`, MessageID: "<mo-1@staff.example>"}.bytes())
 	if u, _ := e.st.User(ctx, mod.ID); u.Name != "" {
 		t.Errorf("mail from the moderator's address named them %q", u.Name)
+	}
+}
+
+// TestForgedFromGetsNoAutomaticMail: a mail whose From a trusted server
+// reports as failing DMARC opens its ticket, but ticketd mails that
+// address nothing automatically (it would be mailing a stranger's text,
+// under ticketd's name, to an address of the stranger's choice). A DKIM
+// failure alone, common in genuine mail through lists, changes nothing.
+func TestForgedFromGetsNoAutomaticMail(t *testing.T) {
+	var n *outbound.Notifier
+	e := newEnv(t, func(o *inbound.Options) {
+		n = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+		o.Notifier = n
+	})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		from, results string
+		unverified    bool
+	}{
+		{"victim@bank.example", "mx.ticketd.test; spf=fail smtp.mailfrom=evil.example; dkim=none; dmarc=fail (p=reject) header.from=bank.example", true},
+		{"ann@lists.example", "mx.ticketd.test; dkim=fail header.d=lists.example; dmarc=pass header.from=lists.example", false},
+		{"bob@other.example", "elsewhere.example; dmarc=fail header.from=other.example", false},
+	} {
+		r := e.deliver(mail{From: tc.from, Subject: "CHEAP PILLS at http://spam.example", Headers: []string{"Authentication-Results: " + tc.results}}.bytes())
+		if got := e.ticket(r.TicketID).RequesterUnverified; got != tc.unverified {
+			t.Errorf("%s: requester unverified %v, want %v", tc.from, got, tc.unverified)
+		}
+		if err := e.st.InTx(ctx, func(st *tickets.Store) error {
+			return n.Acknowledgement(ctx, st, fmt.Sprint("ack-", r.TicketID), r.TicketID)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		acked := false
+		for _, m := range e.parsedOutbox() {
+			if m.kind == "acknowledgement" && slices.Contains(m.recipients, tc.from) {
+				acked = true
+			}
+		}
+		if acked == tc.unverified {
+			t.Errorf("%s: acknowledged %v", tc.from, acked)
+		}
 	}
 }

@@ -322,6 +322,15 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		autoKind = string(kind)
 	}
 	nt := tickets.NewTicket{Subject: subject, Description: clean(openingText(d.m)), RequesterID: requester.ID, AutoKind: autoKind}
+	if d.senderIsFrom() {
+		domain := d.sender.Address[strings.LastIndexByte(d.sender.Address, '@')+1:]
+		if fail := dmarcFailure(d.m.AuthenticationResults, p.in.opt.TrustedAuthServers, domain); fail != "" {
+			// Whoever forged the From would have ticketd mail its text
+			// to that address: no automatic mail goes there.
+			nt.RequesterUnverified = true
+			p.note("requester_unverified", fail+": no automatic mail is sent to the requester")
+		}
+	}
 	if linked != nil {
 		nt.LinkedTicketID = &linked.ID
 	}

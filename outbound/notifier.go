@@ -796,6 +796,9 @@ func (n *Notifier) suppressed(ctx context.Context, st *tickets.Store, d draft) (
 	if t := d.ticket; t != nil && t.AutoKind != "" && t.AutoKind != "none" && !d.to.Role.IsStaff() {
 		return "the ticket was opened by automatic mail (" + t.AutoKind + ")", nil
 	}
+	if t := d.ticket; t != nil && t.RequesterUnverified && d.to.ID == t.RequesterID {
+		return "the requester's address failed DMARC at a trusted server: the mail that opened the ticket may be forged", nil
+	}
 	limit := n.limit
 	if d.to.Role.IsStaff() {
 		limit = n.staffLimit

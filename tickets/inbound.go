@@ -365,8 +365,9 @@ func (s *Store) later(ctx context.Context, what, sql string, args ...any) error 
 func (s *Store) QueueTicket(ctx context.Context, id int64, n NewTicket) error {
 	n = n.normalized()
 	return s.later(ctx, "insert ticket", `
-		INSERT INTO tickets (id, subject, description, requester_id, auto_kind, linked_ticket_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID)
+		INSERT INTO tickets (id, subject, description, requester_id, auto_kind, linked_ticket_id, requester_unverified)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID,
+		n.RequesterUnverified)
 }
 
 // QueueParticipant adds a person copied on a ticket, who is not its

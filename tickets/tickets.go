@@ -231,11 +231,14 @@ type Ticket struct {
 	AssignmentReason string
 	AutoKind         string
 	LinkedTicketID   *int64
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	TriagedAt        *time.Time
-	AssignedAt       *time.Time
-	CompletedAt      *time.Time
+	// RequesterUnverified: a trusted server reported the opening mail's
+	// From as failing DMARC; the requester gets no automatic mail.
+	RequesterUnverified bool
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	TriagedAt           *time.Time
+	AssignedAt          *time.Time
+	CompletedAt         *time.Time
 }
 
 // Direction says whether a message came in or went out.

@@ -11,14 +11,20 @@ import (
 
 const ticketColumns = `id, subject, description, status, priority, requester_id, assignee_id, skills,
 	suggested_skills, category, language, summary, helpful_notes, first_response, assignment_reason,
-	auto_kind, linked_ticket_id, created_at, updated_at, triaged_at, assigned_at, completed_at`
+	auto_kind, linked_ticket_id, requester_unverified, created_at, updated_at, triaged_at, assigned_at,
+	completed_at`
+
+// ticketFields are the scan targets of ticketColumns.
+func ticketFields(t *Ticket) []any {
+	return []any{&t.ID, &t.Subject, &t.Description, &t.Status, &t.Priority, &t.RequesterID,
+		&t.AssigneeID, &t.Skills, &t.SuggestedSkills, &t.Category, &t.Language, &t.Summary,
+		&t.HelpfulNotes, &t.FirstResponse, &t.AssignmentReason, &t.AutoKind, &t.LinkedTicketID,
+		&t.RequesterUnverified, &t.CreatedAt, &t.UpdatedAt, &t.TriagedAt, &t.AssignedAt, &t.CompletedAt}
+}
 
 func scanTicket(row pgx.Row) (Ticket, error) {
 	var t Ticket
-	err := row.Scan(&t.ID, &t.Subject, &t.Description, &t.Status, &t.Priority, &t.RequesterID,
-		&t.AssigneeID, &t.Skills, &t.SuggestedSkills, &t.Category, &t.Language, &t.Summary,
-		&t.HelpfulNotes, &t.FirstResponse, &t.AssignmentReason, &t.AutoKind, &t.LinkedTicketID,
-		&t.CreatedAt, &t.UpdatedAt, &t.TriagedAt, &t.AssignedAt, &t.CompletedAt)
+	err := row.Scan(ticketFields(&t)...)
 	return t, notFound(err)
 }
 
@@ -48,6 +54,9 @@ type NewTicket struct {
 	RequesterID    int64
 	AutoKind       string
 	LinkedTicketID *int64
+	// RequesterUnverified: a trusted server reported the opening mail's
+	// From as failing DMARC; the requester gets no automatic mail.
+	RequesterUnverified bool
 }
 
 // MaxSubject is the most characters a ticket's subject keeps; a longer one
@@ -69,9 +78,9 @@ func (n NewTicket) normalized() NewTicket {
 func (s *Store) CreateTicket(ctx context.Context, n NewTicket) (Ticket, error) {
 	n = n.normalized()
 	t, err := scanTicket(s.db.QueryRow(ctx, `
-		INSERT INTO tickets (subject, description, requester_id, auto_kind, linked_ticket_id)
-		VALUES ($1, $2, $3, $4, $5)
-		RETURNING `+ticketColumns, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID))
+		INSERT INTO tickets (subject, description, requester_id, auto_kind, linked_ticket_id, requester_unverified)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING `+ticketColumns, n.Subject, n.Description, n.RequesterID, n.AutoKind, n.LinkedTicketID, n.RequesterUnverified))
 	if err != nil {
 		return Ticket{}, fmt.Errorf("insert ticket: %w", err)
 	}

@@ -165,11 +165,8 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketListIt
 	for rows.Next() {
 		var it TicketListItem
 		t := &it.Ticket
-		if err := rows.Scan(&t.ID, &t.Subject, &t.Description, &t.Status, &t.Priority, &t.RequesterID,
-			&t.AssigneeID, &t.Skills, &t.SuggestedSkills, &t.Category, &t.Language, &t.Summary,
-			&t.HelpfulNotes, &t.FirstResponse, &t.AssignmentReason, &t.AutoKind, &t.LinkedTicketID,
-			&t.CreatedAt, &t.UpdatedAt, &t.TriagedAt, &t.AssignedAt, &t.CompletedAt,
-			&it.RequesterEmail, &it.RequesterName, &it.AssigneeEmail, &it.AssigneeName); err != nil {
+		if err := rows.Scan(append(ticketFields(t),
+			&it.RequesterEmail, &it.RequesterName, &it.AssigneeEmail, &it.AssigneeName)...); err != nil {
 			return nil, 0, fmt.Errorf("select tickets: %w", err)
 		}
 		out = append(out, it)

@@ -233,7 +233,7 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.SMTPAuthPassword })},
 	{name: "SMTP_AUTH_REQUIRED", def: "false", help: "refuse mail from clients that did not authenticate (a submission port for trusted hosts)",
 		set: boolean(func(c *Config) *bool { return &c.SMTPAuthRequired })},
-	{name: "TRUSTED_AUTHSERV_IDS", help: "authserv-ids whose Authentication-Results headers are trusted (DMARC/DKIM failures refuse mailed commands)",
+	{name: "TRUSTED_AUTHSERV_IDS", help: "authserv-ids whose Authentication-Results headers are trusted (DMARC/DKIM failures refuse mailed commands; a DMARC failure stops automatic mail to the sender)",
 		set: list(func(c *Config) *[]string { return &c.TrustedAuthServIDs })},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
