@@ -96,6 +96,49 @@ func TestCountTicketsByStatus(t *testing.T) {
 	}
 }
 
+// TestRepliesTouchTheTicket: a message added after the opening one is
+// activity, so the "updated" sort brings its ticket up; the opening one is
+// not.
+func TestRepliesTouchTheTicket(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	req, _ := s.CreateUser(ctx, tickets.NewUser{Email: "req@example.com"})
+	var ids []int64
+	for _, subject := range []string{"older", "newer"} {
+		tk, err := s.CreateTicket(ctx, tickets.NewTicket{Subject: subject, RequesterID: req.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.InsertMessage(ctx, tickets.Message{TicketID: tk.ID, Direction: tickets.Inbound, Kind: tickets.KindOpening,
+			MessageID: subject + "@example.com", FromAddress: req.Email}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	order := func() []int64 {
+		t.Helper()
+		items, _, err := s.ListTickets(ctx, tickets.TicketFilter{Scope: tickets.Scope{All: true}, Sort: "updated", Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, it := range items {
+			out = append(out, it.ID)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]int64{ids[1], ids[0]}, order()); diff != "" {
+		t.Fatalf("before the reply (-want +got):\n%s", diff)
+	}
+	if _, err := s.InsertMessage(ctx, tickets.Message{TicketID: ids[0], Direction: tickets.Inbound, Kind: tickets.KindReply,
+		MessageID: "reply@example.com", FromAddress: req.Email}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int64{ids[0], ids[1]}, order()); diff != "" {
+		t.Errorf("after a reply to the older ticket (-want +got):\n%s", diff)
+	}
+}
+
 // TestPortalTokenSingleUse uses one sign-in secret from many goroutines at
 // once: exactly one wins.
 func TestPortalTokenSingleUse(t *testing.T) {
