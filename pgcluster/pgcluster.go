@@ -109,14 +109,34 @@ func Start(ctx context.Context, opt Options) (*Cluster, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		// initdb writes a directory of its own, renamed into place when
+		// it is done: one stopped halfway (Ctrl-C on the first `ticketd
+		// dev`) leaves nothing that looks like a cluster.
+		fresh := c.dataDir() + ".initdb"
+		if err := os.RemoveAll(fresh); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
+		}
+		if err := os.Mkdir(fresh, 0o700); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
+		}
+		if err := os.Chown(fresh, uid, gid); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
+		}
 		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-			"-D", c.dataDir(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions")
+			"-D", fresh, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions")
 		if opt.Fast {
 			initdb.Args = append(initdb.Args, "--no-sync")
 		}
 		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 		if out, err := initdb.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
+		}
+		// The empty data directory made above gives way to the new one.
+		if err := os.Remove(c.dataDir()); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
+		}
+		if err := os.Rename(fresh, c.dataDir()); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
 		}
 	}
 	args := []string{"-D", c.dataDir(), "-k", c.SocketDir(), "-c", "listen_addresses=",
