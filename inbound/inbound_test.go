@@ -509,10 +509,39 @@ func TestPlantedMessageID(t *testing.T) {
 	if !sent {
 		t.Error("the moderator's answer was not queued")
 	}
-	// The sender of the mail may follow it up, and a person copied on it.
+	// The sender of the mail may follow it up.
 	followUp := e.deliver(mail{From: "mallory@evil.example", InReplyTo: "<phish-1@evil.example>"}.bytes())
 	if followUp.TicketID != planted.TicketID {
 		t.Errorf("the sender's own follow-up opened ticket #%d, want #%d", followUp.TicketID, planted.TicketID)
+	}
+}
+
+// TestRepliesFromPeopleOnTheThread: the people a requester wrote to or
+// copied follow the ticket, and their replies join it; someone else
+// answering a received mail still joins by a Message-ID ticketd made
+// further up the References.
+func TestRepliesFromPeopleOnTheThread(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.deliver(mail{From: "ann@example.com", To: support + ", carol@example.com", Cc: "bob@example.com",
+		MessageID: "<open-1@example.com>"}.bytes())
+	for _, who := range []string{"carol@example.com", "bob@example.com"} {
+		r := e.deliver(mail{From: who, To: "ann@example.com, " + support, InReplyTo: "<open-1@example.com>",
+			References: "<open-1@example.com>"}.bytes())
+		if r.TicketID != a.TicketID {
+			t.Errorf("%s's reply-all opened ticket #%d (%s), want #%d", who, r.TicketID, r.Rule, a.TicketID)
+		}
+	}
+	if _, err := e.st.InsertMessage(ctx, tickets.Message{TicketID: a.TicketID, Direction: tickets.Outbound,
+		Kind: tickets.KindReply, MessageID: "ack-2@ticketd.test", FromAddress: support, Subject: "Re"}); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(mail{From: "ann@example.com", Cc: "dave@example.com", MessageID: "<r-2@example.com>",
+		InReplyTo: "<ack-2@ticketd.test>", References: "<open-1@example.com> <ack-2@ticketd.test>"}.bytes())
+	r := e.deliver(mail{From: "erin@example.com", InReplyTo: "<r-2@example.com>",
+		References: "<open-1@example.com> <ack-2@ticketd.test> <r-2@example.com>"}.bytes())
+	if r.TicketID != a.TicketID || r.Rule != inbound.RuleReferences {
+		t.Errorf("a reply whose References hold ticketd's own mail: ticket #%d by %s, want #%d by references", r.TicketID, r.Rule, a.TicketID)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -352,9 +353,10 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 	} else {
 		p.threaded(fmt.Sprintf("no ticket matched: opened ticket #%d", t.ID), rule, t.ID)
 	}
-	// The people copied on the opening mail follow the ticket; ticketd's
-	// own addresses never become participants.
-	for _, a := range d.m.Cc {
+	// The people the opening mail was written to besides ticketd, and
+	// those copied, follow the ticket; ticketd's own addresses never
+	// become participants.
+	for _, a := range slices.Concat(d.m.To, d.m.Cc) {
 		addr := tickets.NormalizeEmail(clean(a.Address))
 		if !plausibleAddress(addr) || addr == requester.Email || p.in.isOwn(addr) {
 			continue

@@ -126,32 +126,34 @@ func (p *process) thread(ctx context.Context) (*tickets.Ticket, string, *replyTo
 	for i := len(d.m.References) - 1; i >= 0; i-- {
 		add(d.m.References[i])
 	}
-	if len(ids) > 0 {
-		t, matched, chosen, err := st.LockTicketByMessageIDs(ctx, ids)
-		switch {
-		case err == nil:
-			// The Message-ID of a mail ticketd received was chosen by
-			// its sender, who can send it to others first: a stranger
-			// answering it would be answered in that sender's ticket.
-			// It threads only someone on the ticket.
-			ok, err := p.mayFollow(ctx, t, chosen)
-			if err != nil {
-				return nil, "", nil, err
+	// The Message-ID of a mail ticketd received was chosen by its sender,
+	// who can send it to others first: a stranger answering it would be
+	// answered in that sender's ticket. It threads only someone on the
+	// ticket; for anyone else only the ids of mails ticketd sent count.
+	for sentOnly := false; len(ids) > 0; sentOnly = true {
+		t, matched, chosen, err := st.LockTicketByMessageIDs(ctx, ids, sentOnly)
+		if errors.Is(err, tickets.ErrNotFound) {
+			if !sentOnly {
+				p.note("message_ids", fmt.Sprintf("none of the %d Message-IDs of In-Reply-To and References is a mail ticketd received or sent", len(ids)))
 			}
-			if ok {
-				rule := RuleReferences
-				if matched == clean(d.m.InReplyTo) {
-					rule = RuleInReplyTo
-				}
-				p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
-				return &t, rule, nil, nil
-			}
-			p.note("ignored_message_id", fmt.Sprintf("<%s>: a mail ticket #%d received, and the sender is not on that ticket", matched, t.ID))
-		case !errors.Is(err, tickets.ErrNotFound):
-			return nil, "", nil, err
-		default:
-			p.note("message_ids", fmt.Sprintf("none of the %d Message-IDs of In-Reply-To and References is a mail ticketd received or sent", len(ids)))
+			break
 		}
+		if err != nil {
+			return nil, "", nil, err
+		}
+		ok, err := p.mayFollow(ctx, t, chosen)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if ok {
+			rule := RuleReferences
+			if matched == clean(d.m.InReplyTo) {
+				rule = RuleInReplyTo
+			}
+			p.note("matched", "<"+matched+">, a mail of ticket #"+strconv.FormatInt(t.ID, 10))
+			return &t, rule, nil, nil
+		}
+		p.note("ignored_message_id", fmt.Sprintf("<%s>: a mail ticket #%d received, and the sender is not on that ticket", matched, t.ID))
 	}
 
 	// (3) A subject tag counts only from someone already on the ticket:
@@ -222,7 +224,7 @@ func (p *process) threadReport(ctx context.Context) (*tickets.Ticket, string, er
 	if len(ids) == 0 {
 		return nil, "", nil
 	}
-	t, matched, _, err := p.st.LockTicketByMessageIDs(ctx, ids)
+	t, matched, _, err := p.st.LockTicketByMessageIDs(ctx, ids, false)
 	if errors.Is(err, tickets.ErrNotFound) {
 		p.note("report_message_ids", fmt.Sprintf("none of the %d Message-IDs the report quotes is ticketd's", len(ids)))
 		return nil, "", nil

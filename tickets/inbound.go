@@ -523,9 +523,10 @@ func (s *Store) MarkBouncing(ctx context.Context, addrs []string) ([]string, err
 // order) that ticketd received or sent, like TicketByMessageID, and locks
 // it like TicketForUpdate, in one statement. It returns the id that
 // matched, whether a sender chose that id (a mail ticketd received) rather
-// than ticketd (one it sent), and ErrNotFound when none matches. An id
-// stored on several tickets is the earliest's.
-func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (t Ticket, matched string, chosen bool, err error) {
+// than ticketd (one it sent), and ErrNotFound when none matches. With
+// sentOnly, only ids of mails ticketd sent count. An id stored on several
+// tickets is the earliest's.
+func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string, sentOnly bool) (t Ticket, matched string, chosen bool, err error) {
 	t, err = scanTicket(extraScan{s.db.QueryRow(ctx, `
 		SELECT `+prefixed("t", ticketColumns)+`, ids.id, m.chosen
 		FROM unnest($1::text[]) WITH ORDINALITY AS ids(id, ord)
@@ -535,11 +536,11 @@ func (s *Store) LockTicketByMessageIDs(ctx context.Context, ids []string) (t Tic
 				FROM messages WHERE direction IN ('inbound', 'outbound') AND message_id = ids.id
 				UNION ALL
 				SELECT ticket_id, false, 1, id FROM mail_outbox WHERE message_id = ids.id AND ticket_id IS NOT NULL
-			) found ORDER BY src, id LIMIT 1) m
+			) found WHERE NOT ($2 AND chosen) ORDER BY src, id LIMIT 1) m
 		JOIN tickets t ON t.id = m.ticket_id
 		WHERE ids.id <> ''
 		ORDER BY ids.ord LIMIT 1
-		FOR UPDATE OF t`, ids), []any{&matched, &chosen}})
+		FOR UPDATE OF t`, ids, sentOnly), []any{&matched, &chosen}})
 	if err != nil {
 		return Ticket{}, "", false, fmt.Errorf("lock ticket of message ids: %w", err)
 	}

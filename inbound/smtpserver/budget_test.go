@@ -157,6 +157,18 @@ func TestBudgetSizeUnderstated(t *testing.T) {
 	if err := dataSession(s, 1).Data(strings.NewReader(big)); !errors.Is(err, errBusy) {
 		t.Errorf("a %d-byte message declared as 1 byte: %v (%d bytes delivered), want 452", len(big), err, delivered)
 	}
+	// Alone on the server, the same message is taken, declared size or
+	// not, although it is larger than the whole budget.
+	s.budget.release(9_000)
+	for _, hint := range []int64{0, 1, 40_000} {
+		delivered = 0
+		if err := dataSession(s, hint).Data(strings.NewReader(big)); err != nil || delivered != len(big) {
+			t.Errorf("alone, declared as %d bytes: %v, %d bytes delivered", hint, err, delivered)
+		}
+	}
+	if err := s.budget.acquire(context.Background(), 9_000); err != nil {
+		t.Fatal(err)
+	}
 	small := "Subject: hi\r\n\r\n" + strings.Repeat("x", 500) + "\r\n"
 	if err := dataSession(s, int64(len(small))-10).Data(strings.NewReader(small)); err != nil || delivered != len(small) {
 		t.Errorf("a message about its declared size: %v, %d bytes delivered", err, delivered)

@@ -241,8 +241,12 @@ func (ss *session) read(r io.Reader) (raw []byte, weight int64, err error) {
 			return head, int64(len(head)), nil
 		}
 	}
-	if err := ss.waitBudget(max - weight); err != nil {
-		return nil, weight, err
+	// The message's share grows to MaxMessageBytes. It gives back what it
+	// holds and waits for the whole like any other: waiting on top of its
+	// own share, a message larger than the budget would wait for itself.
+	ss.s.budget.release(weight)
+	if err := ss.waitBudget(max); err != nil {
+		return nil, 0, err
 	}
 	raw, err = readMessage(r, 0, max, head)
 	return raw, max, err
