@@ -280,6 +280,11 @@ func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choi
 	if t.AssigneeID != nil {
 		return choice{AssigneeID: t.AssigneeID, Reason: t.AssignmentReason}, nil
 	}
+	if len(t.Skills) > 0 && t.TriagedAt == nil {
+		// A person set the skills before triage ran; they stand (see
+		// ApplyTriage), and the assignee is chosen by them.
+		skills = t.Skills
+	}
 	staff, err := w.store.AssignableStaff(ctx)
 	if err != nil {
 		return choice{}, err

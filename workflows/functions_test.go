@@ -317,6 +317,9 @@ func TestLateTriageKeepsPeoplesChanges(t *testing.T) {
 		if _, err := tx.SetPriority(ctx, tk.ID, tickets.PriorityHigh, a); err != nil {
 			return err
 		}
+		if _, err := tx.SetSkills(ctx, tk.ID, []string{"email"}, a); err != nil {
+			return err
+		}
 		_, err := tx.SetHelpfulNotes(ctx, tk.ID, "VIP customer, call them back.", a)
 		return err
 	})
@@ -329,6 +332,10 @@ func TestLateTriageKeepsPeoplesChanges(t *testing.T) {
 	got, _ := st.Ticket(ctx, tk.ID)
 	if got.Priority != tickets.PriorityHigh || got.HelpfulNotes != "VIP customer, call them back." || got.TriagedAt == nil || got.Summary == "" {
 		t.Errorf("after triage: priority %s, notes %q, triaged %v, summary %q", got.Priority, got.HelpfulNotes, got.TriagedAt, got.Summary)
+	}
+	// The skills a person set choose the assignee too.
+	if !cmp.Equal(got.Skills, []string{"email"}) || got.AssigneeID == nil || *got.AssigneeID != p.mail.ID {
+		t.Errorf("skills %v, assignee %v; want email and %s", got.Skills, got.AssigneeID, p.mail.Email)
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 
 // session connects, logs in, selects the mailbox and takes its mail until
 // an error or the end of ctx. progressed reports whether it moved the
-// checkpoint, which resets the reconnect backoff.
+// checkpoint or took everything in the mailbox, which resets the reconnect
+// backoff; a session that delivers mail it cannot mark done does neither.
 func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -80,6 +81,9 @@ func (p *Poller) session(ctx context.Context) (progressed bool, err error) {
 		if err != nil {
 			return progressed, err
 		}
+		// Everything in the mailbox is taken: a connection dropped while
+		// waiting for more (a NAT forgetting it) is no failure in a row.
+		progressed = true
 		heard, err := p.wait(ctx, c, idle, newMail)
 		if err != nil {
 			return progressed, err
@@ -154,6 +158,7 @@ func (p *Poller) checkpoint(ctx context.Context, validity uint32) (tickets.IMAPC
 		return cp, nil
 	}
 	cp = tickets.IMAPCheckpoint{Mailbox: p.key, UIDValidity: validity}
+	clear(p.unreadable) // UIDs of the old validity
 	return cp, p.store.SaveIMAPCheckpoint(ctx, cp)
 }
 
