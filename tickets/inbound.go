@@ -400,7 +400,7 @@ func (s *Store) QueueMessage(ctx context.Context, m Message) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return m, nil
+	return m, s.touch(ctx, m)
 }
 
 // QueueAttachment stores an attachment of a message, like InsertAttachment.

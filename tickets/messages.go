@@ -47,7 +47,19 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("insert message %q into ticket %d: %w", m.MessageID, m.TicketID, err)
 	}
-	return out, nil
+	return out, s.touch(ctx, m)
+}
+
+// touch makes a message added after the opening one its ticket's latest
+// activity: a reply by mail or on the web, a note, a bounce attached to it
+// moves updated_at, so lists sorted by "updated" bring up the tickets
+// people just wrote to.
+func (s *Store) touch(ctx context.Context, m Message) error {
+	if m.Kind == KindOpening {
+		return nil
+	}
+	return s.later(ctx, fmt.Sprintf("touch ticket %d", m.TicketID),
+		`UPDATE tickets SET updated_at = now() WHERE id = $1 AND updated_at < now()`, m.TicketID)
 }
 
 // Message returns the message with that id.
