@@ -297,6 +297,9 @@ func (p *Poller) unlock(conn *pgx.Conn) {
 func (p *Poller) pollLocked(ctx context.Context, lock *pgx.Conn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Another replica polls the mailbox now, or nobody: this one's lag
+	// is not the mailbox's any more.
+	defer p.opt.Metrics.IMAPLag(p.key, 0)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
