@@ -152,8 +152,13 @@ func (r *Reprocessor) Run(ctx context.Context, rg ReprocessRange) (ReprocessRepo
 			if err := ctx.Err(); err != nil {
 				return rep, fmt.Errorf("inbound: reprocess: stopped after message %d: %w", rep.LastID, err)
 			}
-			rep.Examined++
 			ch, outcome, err := r.one(ctx, id, rg.DryRun)
+			if err != nil && ctx.Err() != nil {
+				// Stopped in the middle of this message, whose transaction
+				// rolled back: a resumed run takes it again.
+				return rep, fmt.Errorf("inbound: reprocess: stopped after message %d: %w", rep.LastID, ctx.Err())
+			}
+			rep.Examined++
 			rep.LastID = id
 			switch {
 			case err != nil:

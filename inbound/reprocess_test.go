@@ -287,3 +287,27 @@ func TestReprocessCountsFailures(t *testing.T) {
 		t.Errorf("failure %q", rep.Failures[0].Err)
 	}
 }
+
+// TestReprocessResumesAtTheInterruptedMessage: a run stopped while it
+// re-processes a message (whose transaction rolls back) reports the one
+// before as the last examined, so resuming with --after-id takes it again.
+func TestReprocessResumesAtTheInterruptedMessage(t *testing.T) {
+	e := newReprocessEnv(t)
+	e.exec(`UPDATE messages SET subject = 'x' WHERE id = $1`, e.reply.MessageID)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rp := inbound.NewReprocessor(inbound.ReprocessOptions{Pool: e.pool, Logger: testlog.New(t),
+		Now: func() time.Time { cancel(); return time.Now() }}) // Ctrl-C while message is re-processed
+	rep, err := rp.Run(ctx, allTime)
+	if err == nil {
+		t.Fatal("run not interrupted")
+	}
+	// Resume as told.
+	rp = inbound.NewReprocessor(inbound.ReprocessOptions{Pool: e.pool, Logger: testlog.New(t)})
+	if _, err := rp.Run(context.Background(), inbound.ReprocessRange{Since: allTime.Since, AfterID: rep.LastID}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.message(e.reply.MessageID).Subject; s == "x" {
+		t.Errorf("message #%d was never re-processed: resuming with --after-id %d skipped it", e.reply.MessageID, rep.LastID)
+	}
+}

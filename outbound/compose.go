@@ -81,7 +81,7 @@ var commandHelp = []fact{
 
 const commandIntro = "Commands go at the top of your reply, one per line, before anything else; " +
 	"#status done works too. Text after them goes to the requester. " +
-	"A reply that starts with note: stays internal."
+	"A reply whose first line is note: alone (or #note) stays internal."
 
 // maxRefs caps References: long chains are cut in the middle, keeping the
 // opening mail, which threads the conversation, and the newest ones.

@@ -396,3 +396,34 @@ func TestWebReplyThreads(t *testing.T) {
 		t.Errorf("%d mails, want one each to Ann and Bob", n)
 	}
 }
+
+// TestMailTextsAsPeopleWroteThem: subjects appear in mails as written, not
+// escaped, and a name cannot turn the address after it around.
+func TestMailTextsAsPeopleWroteThem(t *testing.T) {
+	f := newFixture(t, nil)
+	mo := f.user("mo@desk.example", "Mo", tickets.RoleModerator)
+	ann := f.user("ann@customer.example", "Ann \u202eelpmaxe.knab@ofni", tickets.RoleUser)
+	const subject = `"Invoice 12" missing from C:\Invoices 👨‍👩‍👧`
+	tk := f.ticket(ann, subject, "It is gone.", "open-1@customer.example")
+	f.tx(func(st *tickets.Store) error { return f.n.Acknowledgement(f.ctx, st, "ack", tk.ID) })
+	f.tx(func(st *tickets.Store) error {
+		return st.ApplyTriage(f.ctx, tk.ID, tickets.Triage{Priority: tickets.PriorityLow, AssigneeID: &mo.ID})
+	})
+	f.tx(func(st *tickets.Store) error { return f.n.Assignment(f.ctx, st, "as", tk.ID, mo.ID) })
+	mails := f.mails(tk.ID)
+	if len(mails) != 2 {
+		t.Fatalf("%d mails", len(mails))
+	}
+	ack, assignment := parse(t, mails[0].Data), parse(t, mails[1].Data)
+	if !strings.Contains(ack.text, "“"+subject+"”") {
+		t.Errorf("the acknowledgement does not name the request as written:\n%s", ack.text)
+	}
+	for _, part := range []string{assignment.text, assignment.html} {
+		if strings.ContainsRune(part, '\u202e') {
+			t.Error("a direction override from the requester's name is in the assignment mail")
+		}
+	}
+	if !strings.Contains(assignment.text, "first line is note: alone") {
+		t.Errorf("the command help does not say how to keep a reply internal:\n%s", assignment.text)
+	}
+}

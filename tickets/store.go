@@ -118,7 +118,7 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 		INSERT INTO users (email, name, role, skills, password_hash)
 		VALUES ($1, $2, $3, $4, $5)
 		RETURNING `+userColumns,
-		NormalizeEmail(n.Email), n.Name, n.Role, NormalizeSkills(n.Skills), n.PasswordHash))
+		NormalizeEmail(n.Email), PlainName(n.Name), n.Role, NormalizeSkills(n.Skills), n.PasswordHash))
 	if err != nil {
 		return User{}, fmt.Errorf("insert user %q: %w", n.Email, err)
 	}
@@ -146,7 +146,7 @@ func (s *Store) ensureUser(ctx context.Context, email, name string, fillName boo
 		INSERT INTO users (email, name) VALUES ($1, $2)
 		ON CONFLICT (lower(email)) DO UPDATE
 			SET name = CASE WHEN $3 AND users.name = '' AND users.role = 'user' THEN EXCLUDED.name ELSE users.name END
-		RETURNING `+userColumns, email, name, fillName))
+		RETURNING `+userColumns, email, PlainName(name), fillName))
 	if err != nil {
 		return User{}, fmt.Errorf("upsert requester %q: %w", email, err)
 	}
@@ -164,6 +164,10 @@ type UserUpdate struct {
 
 // UpdateUser applies u to the user with that id.
 func (s *Store) UpdateUser(ctx context.Context, id int64, u UserUpdate) (User, error) {
+	if u.Name != nil {
+		name := PlainName(*u.Name)
+		u.Name = &name
+	}
 	var skills any
 	if u.Skills != nil {
 		normalized := NormalizeSkills(u.Skills)

@@ -181,6 +181,19 @@ func SplitSkills(s string) []string {
 	return NormalizeSkills(strings.Split(s, ","))
 }
 
+// PlainName is a display name as ticketd keeps it: without the controls
+// that change the direction of the text after them (U+202A–U+202E,
+// U+2066–U+2069), with which a name could make the address shown after it,
+// in a page or a mail, read backwards.
+func PlainName(s string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) {
+			return -1
+		}
+		return r
+	}, s))
+}
+
 // NormalizeEmail trims an address and lower-cases it. Local parts are
 // case-sensitive in theory (RFC 5321 2.4) but not in any mailbox people use,
 // and ticketd matches people by address. A domain written fully qualified
