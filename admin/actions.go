@@ -121,6 +121,9 @@ func (s *server) setPriority(ctx context.Context, v *viewer, ch tickets.Channel,
 }
 
 func (s *server) setNotes(ctx context.Context, v *viewer, ch tickets.Channel, id int64, notes string) (tickets.Change, error) {
+	// Browsers send a text box's line breaks as CRLF (HTML 4.10.5.2);
+	// notes keep LF, so saving them untouched changes nothing.
+	notes = strings.ReplaceAll(notes, "\r\n", "\n")
 	if utf8.RuneCountInString(notes) > maxNotes {
 		return tickets.Change{}, invalid("Helpful notes may have at most %d characters.", maxNotes)
 	}

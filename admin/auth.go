@@ -311,14 +311,23 @@ func (s *server) openSignedLink(w http.ResponseWriter, r *http.Request, token st
 		return
 	}
 	if u.Role.IsStaff() {
-		v := viewerFrom(ctx)
-		if v.staff() && v.User.ID == u.ID {
-			s.redirect(w, r, "/tickets/"+strconv.FormatInt(id, 10))
+		_, err := s.st.VisibleTicket(ctx, tickets.ScopeFor(u, s.opts.ModeratorsSeeUnassigned), id, false)
+		switch {
+		case err == nil:
+			v := viewerFrom(ctx)
+			if v.staff() && v.User.ID == u.ID {
+				s.redirect(w, r, "/tickets/"+strconv.FormatInt(id, 10))
+				return
+			}
+			s.sessions.Put(ctx, "next", "/tickets/"+strconv.FormatInt(id, 10))
+			s.redirect(w, r, "/signin")
+			return
+		case !isNotFound(err):
+			s.errorPage(w, r, err)
 			return
 		}
-		s.sessions.Put(ctx, "next", "/tickets/"+strconv.FormatInt(id, 10))
-		s.redirect(w, r, "/signin")
-		return
+		// A ticket staff opened or were copied on themselves, and do not
+		// work: they follow it on the portal, like any requester.
 	}
 	if _, err := s.st.VisibleTicket(ctx, tickets.Scope{ParticipantID: u.ID}, id, false); err != nil {
 		s.errorPage(w, r, err)

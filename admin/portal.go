@@ -192,6 +192,7 @@ type PortalTicketPage struct {
 	Assignee string
 	Thread   []ThreadEntry
 	Nonce    string
+	Draft    string // a reply refused a moment ago, to be fixed and sent again
 }
 
 func (s *server) portalTicket(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +216,8 @@ func (s *server) portalTicket(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, err)
 		return
 	}
-	data := PortalTicketPage{Page: s.page(r, t.Subject, "portal"), Ticket: t, Thread: thread, Nonce: newNonce()}
+	data := PortalTicketPage{Page: s.page(r, t.Subject, "portal"), Ticket: t, Thread: thread, Nonce: newNonce(),
+		Draft: s.takeDraft(r, "body", t.ID)}
 	if t.AssigneeID != nil {
 		people := users{st: s.st}
 		data.Assignee = people.get(ctx, t.AssigneeID)
@@ -240,6 +242,7 @@ func (s *server) portalReply(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if status, _, msg := classify(err); status == http.StatusUnprocessableEntity {
+			s.keepDraft(r, "body", id, r.PostFormValue("body"))
 			s.flash(r, msg)
 			s.redirect(w, r, back)
 			return

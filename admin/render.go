@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,20 @@ func (s *server) page(r *http.Request, title, nav string) Page {
 }
 
 func (s *server) flash(r *http.Request, msg string) { s.sessions.Put(r.Context(), "flash", msg) }
+
+// keepDraft holds what someone typed into a form that was refused, for the
+// page they are sent back to (takeDraft), so that fixing the mistake does
+// not mean typing it all again.
+func (s *server) keepDraft(r *http.Request, form string, id int64, text string) {
+	s.sessions.Put(r.Context(), draftKey(form, id), text)
+}
+
+// takeDraft returns, once, the text kept for a form; "" when there is none.
+func (s *server) takeDraft(r *http.Request, form string, id int64) string {
+	return s.sessions.PopString(r.Context(), draftKey(form, id))
+}
+
+func draftKey(form string, id int64) string { return "draft:" + form + ":" + strconv.FormatInt(id, 10) }
 
 // render executes a page into a buffer first, so a template error becomes a
 // clean 500 instead of half a page.

@@ -109,17 +109,17 @@ type StatusTab struct {
 // TicketsPage is the tickets list.
 type TicketsPage struct {
 	Page
-	Form     ListForm
-	Tabs     []StatusTab
-	Items    []tickets.TicketListItem
-	Total    int
-	Staff    []tickets.User
-	Skills   []string
-	PageNo   int
-	Pages    int
-	PrevURL  string
-	NextURL  string
-	ClearURL string
+	Form      ListForm
+	Tabs      []StatusTab
+	Items     []tickets.TicketListItem
+	Total     int
+	StaffList []tickets.User // whom the assignee menu offers
+	Skills    []string
+	PageNo    int
+	Pages     int
+	PrevURL   string
+	NextURL   string
+	ClearURL  string
 }
 
 func (s *server) ticketList(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +148,7 @@ func (s *server) ticketList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := TicketsPage{Page: s.page(r, "Tickets", "tickets"), Form: form, Items: items, Total: total,
-		Staff: staff, Skills: skills, PageNo: form.Page, ClearURL: "/tickets"}
+		StaffList: staff, Skills: skills, PageNo: form.Page, ClearURL: "/tickets"}
 	all := form
 	all.Status = ""
 	sum := 0
@@ -163,6 +163,11 @@ func (s *server) ticketList(w http.ResponseWriter, r *http.Request) {
 			Active: form.Status == string(st)})
 	}
 	data.Pages = max(1, (total+pageSize-1)/pageSize)
+	if form.Page > data.Pages {
+		// A link to a page that is gone since (tickets closed meanwhile).
+		s.redirect(w, r, form.URL(data.Pages))
+		return
+	}
 	if form.Page > 1 {
 		data.PrevURL = form.URL(form.Page - 1)
 	}
@@ -216,15 +221,17 @@ type TicketPage struct {
 	Thread       []ThreadEntry
 	Audit        []AuditRow
 	Decision     *tickets.AIDecisionSummary
-	Staff        []tickets.User
-	CanAssign    bool // admins
-	CanTake      bool // a moderator on an unassigned ticket
+	StaffList    []tickets.User // whom the assignee menu offers
+	CanAssign    bool           // admins
+	CanTake      bool           // a moderator on an unassigned ticket
 	ShowHTML     bool
 	RemoteImages bool
 	TextURL      string
 	HTMLURL      string
 	ImagesURL    string
 	Nonce        string
+	Draft        string // a reply refused a moment ago, to be fixed and sent again
+	NotesDraft   string // notes refused a moment ago
 }
 
 func ticketID(r *http.Request) (int64, error) { return pathID(r, "id") }
@@ -361,7 +368,8 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	data := TicketPage{Page: s.page(r, t.Subject, "tickets"), Ticket: t, ShowHTML: q.Get("view") == "html",
-		CanAssign: v.admin(), CanTake: !v.admin() && t.AssigneeID == nil, Nonce: newNonce()}
+		CanAssign: v.admin(), CanTake: !v.admin() && t.AssigneeID == nil, Nonce: newNonce(),
+		Draft: s.takeDraft(r, "body", t.ID), NotesDraft: s.takeDraft(r, "notes", t.ID)}
 	data.RemoteImages = data.ShowHTML && q.Get("images") == "1"
 	base := "/tickets/" + strconv.FormatInt(t.ID, 10)
 	data.TextURL, data.HTMLURL, data.ImagesURL = base, base+"?view=html", base+"?view=html&images=1"
@@ -402,6 +410,10 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		if row.Actor == "" {
 			row.Actor = string(e.Channel)
 		}
+		if e.Action == "status" {
+			// The trail says statuses as every other place does.
+			row.OldValue, row.NewValue = tickets.Status(e.OldValue).Label(), tickets.Status(e.NewValue).Label()
+		}
 		data.Audit = append(data.Audit, row)
 	}
 	if d, err := s.st.LatestAIDecisionSummary(ctx, t.ID); err == nil {
@@ -411,7 +423,7 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if data.CanAssign {
-		if data.Staff, err = s.st.Staff(ctx); err != nil {
+		if data.StaffList, err = s.st.Staff(ctx); err != nil {
 			s.errorPage(w, r, err)
 			return
 		}
@@ -426,6 +438,12 @@ func (s *server) afterAction(w http.ResponseWriter, r *http.Request, id int64, n
 	if err != nil {
 		status, _, msg := classify(err)
 		if status == http.StatusUnprocessableEntity || status == http.StatusConflict || status == http.StatusForbidden {
+			// The page comes back with what was typed.
+			for _, form := range []string{"body", "notes"} {
+				if text := r.PostFormValue(form); text != "" {
+					s.keepDraft(r, form, id, text)
+				}
+			}
 			s.flash(r, msg)
 			s.redirect(w, r, back)
 			return

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"ticketd/tickets"
 )
@@ -43,7 +44,7 @@ func (s *server) tokenList(w http.ResponseWriter, r *http.Request) {
 func (s *server) tokenCreate(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	name := strings.Join(strings.Fields(r.PostFormValue("name")), " ")
-	if name == "" || len(name) > maxTokenName {
+	if name == "" || utf8.RuneCountInString(name) > maxTokenName {
 		s.renderTokens(w, r, http.StatusUnprocessableEntity, TokensPage{
 			Error: "Name the token after what will use it, in at most " + strconv.Itoa(maxTokenName) + " characters."})
 		return
