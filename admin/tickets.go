@@ -283,6 +283,7 @@ func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, 
 	}
 	byMsg := map[int64][]AttachmentLink{}
 	for _, a := range atts {
+		a.Filename = tickets.PlainName(a.Filename) // no direction override turning "gpj.exe" around
 		byMsg[a.MessageID] = append(byMsg[a.MessageID], AttachmentLink{AttachmentInfo: a, URL: attURL(a.ID)})
 	}
 	var traces map[int64]inbound.TraceReport
@@ -578,8 +579,9 @@ func (s *server) attachment(w http.ResponseWriter, r *http.Request, staff bool) 
 	serveAttachment(w, a)
 }
 
-// safeTypes are shown by the browser as they are; anything else downloads
-// as bytes, so an HTML or SVG attachment never runs on this site.
+// safeTypes keep their type when downloaded (and in <img> of inline
+// images); anything else downloads as bytes, so an HTML or SVG attachment
+// never runs on this site. Every file downloads, none opens in the page.
 var safeTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true,
 	"application/pdf": true, "text/plain": true}
 
@@ -591,7 +593,7 @@ func serveAttachment(w http.ResponseWriter, a tickets.Attachment) {
 	if ct == "text/plain" {
 		ct = "text/plain; charset=utf-8"
 	}
-	name := a.Filename
+	name := tickets.PlainName(a.Filename)
 	if name == "" {
 		name = "attachment-" + strconv.FormatInt(a.ID, 10)
 	}

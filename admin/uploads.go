@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"ticketd/tickets"
 	"unicode"
 )
 
@@ -77,11 +78,11 @@ func uploadName(name string) string {
 			return -1
 		}
 		return r
-	}, strings.TrimSpace(name))
+	}, tickets.PlainName(name))
 	if r := []rune(name); len(r) > 200 {
 		name = string(r[:200])
 	}
-	if name == "" || name == "." || name == "/" {
+	if name == "" || name == "." || name == ".." || name == "/" {
 		return "file"
 	}
 	return name
