@@ -126,6 +126,11 @@ func (s *server) portalLoginForm(w http.ResponseWriter, r *http.Request) {
 func (s *server) portalLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u, err := s.st.ConsumePortalToken(ctx, r.PostFormValue("token"))
+	if isNotFound(err) && viewerFrom(ctx) != nil {
+		// Clicked twice: the first click used the link and signed in.
+		s.redirect(w, r, "/portal")
+		return
+	}
 	if isNotFound(err) {
 		s.expiredLink(w, r)
 		return

@@ -84,6 +84,11 @@ func TestPortalSignInLink(t *testing.T) {
 	if c.get("/portal/tickets/"+itoa(mine.ID)).StatusCode != http.StatusOK {
 		t.Fatal("cannot open my own ticket")
 	}
+	// The button clicked twice: the second click finds the link used
+	// and the person signed in already.
+	if res := c.post("/portal/login", url.Values{"token": {token}}); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/portal" {
+		t.Fatalf("second click: %d %s, want the portal", res.StatusCode, res.Header.Get("Location"))
+	}
 	// A link works once.
 	again := e.client()
 	if res := again.post("/portal/login", url.Values{"token": {token}}); res.StatusCode != http.StatusGone {
