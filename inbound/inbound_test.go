@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"ticketd/inbound"
-	"ticketd/outbound"
 	"ticketd/tickets"
 )
 
@@ -485,9 +484,7 @@ func TestStrangerDoesNotReopen(t *testing.T) {
 // answers it opens a ticket of their own: their words and the moderator's
 // answer do not go to the sender who chose the id.
 func TestPlantedMessageID(t *testing.T) {
-	e := newEnv(t, func(o *inbound.Options) {
-		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-	})
+	e, _ := newEnvWithNotifier(t)
 	mod := e.user("mod@staff.example", tickets.RoleModerator)
 	planted := e.deliver(mail{From: "mallory@evil.example", MessageID: "<phish-1@evil.example>", Subject: "Your account is locked"}.bytes())
 	victim := e.deliver(mail{From: "victim@corp.example", InReplyTo: "<phish-1@evil.example>", References: "<phish-1@evil.example>",
@@ -987,9 +984,7 @@ func TestOutboxWakeUps(t *testing.T) {
 // written fully qualified (support@ticketd.test.) is still ticketd's, never
 // a participant mailed by it.
 func TestCopiedAddressesKeepTheirNames(t *testing.T) {
-	e := newEnv(t, func(o *inbound.Options) {
-		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-	})
+	e, _ := newEnvWithNotifier(t)
 	ctx := context.Background()
 	mod, err := e.st.CreateUser(ctx, tickets.NewUser{Email: "mod@staff.example", Role: tickets.RoleModerator})
 	if err != nil {
@@ -1026,11 +1021,7 @@ func TestCopiedAddressesKeepTheirNames(t *testing.T) {
 // under ticketd's name, to an address of the stranger's choice). A DKIM
 // failure alone, common in genuine mail through lists, changes nothing.
 func TestForgedFromGetsNoAutomaticMail(t *testing.T) {
-	var n *outbound.Notifier
-	e := newEnv(t, func(o *inbound.Options) {
-		n = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-		o.Notifier = n
-	})
+	e, n := newEnvWithNotifier(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		from, results string

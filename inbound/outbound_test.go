@@ -40,13 +40,23 @@ func (e *env) parsedOutbox() []outboxMail {
 	return out
 }
 
+// newEnvWithNotifier is an intake with the real outbound Notifier, which
+// it returns too.
+func newEnvWithNotifier(t *testing.T) (*env, *outbound.Notifier) {
+	t.Helper()
+	var n *outbound.Notifier
+	e := newEnv(t, func(o *inbound.Options) {
+		n = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
+		o.Notifier = n
+	})
+	return e, n
+}
+
 // assignedWithNotifier is an intake with the real outbound Notifier and
 // Ann's ticket "Printer on fire", assigned to a moderator.
 func assignedWithNotifier(t *testing.T) (*env, tickets.User, inbound.Result) {
 	t.Helper()
-	e := newEnv(t, func(o *inbound.Options) {
-		o.Notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-	})
+	e, _ := newEnvWithNotifier(t)
 	ctx := context.Background()
 	mod := e.user("mod@staff.example", tickets.RoleModerator)
 	open := e.deliver(mail{From: "Ann <ann@example.com>", MessageID: "<open@example.com>", Subject: "Printer on fire"}.bytes())

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"ticketd/inbound"
-	"ticketd/outbound"
 	"ticketd/tickets"
 )
 
@@ -359,11 +358,7 @@ func normalise(s string) string {
 // moderator's command mail; go test -run TestTraceCommandOutput -update
 // rewrites testdata/trace.golden.
 func TestTraceCommandOutput(t *testing.T) {
-	var notifier *outbound.Notifier
-	e := newEnv(t, func(o *inbound.Options) {
-		notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: o.Keys, Logger: o.Logger})
-		o.Notifier = notifier
-	})
+	e, notifier := newEnvWithNotifier(t)
 	ctx := context.Background()
 	mod := e.user("mod@staff.example", tickets.RoleModerator)
 	open := e.deliver(mail{From: "Ann Example <ann@example.com>", MessageID: "<golden-open@example.com>",
