@@ -5,7 +5,7 @@ PKGS     := ./...
 # Fuzz targets run briefly in `make test`, each for FUZZTIME.
 FUZZTIME ?= 5s
 
-.PHONY: all build dev test vet unit fuzz bench e2e faults inngest deps clean
+.PHONY: all build dev test lint vet unit fuzz bench e2e faults inngest deps clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: deps inngest vet unit fuzz
 
 vet:
 	$(GO) vet $(PKGS)
+
+# go vet, gofmt, staticcheck (fetched by version from the module proxy) and
+# a go.mod that go mod tidy leaves alone; .ci/run runs it before the tests.
+lint:
+	scripts/lint.sh
 
 unit:
 	$(GO) test -race -timeout 30m $(PKGS)

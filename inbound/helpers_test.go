@@ -272,6 +272,3 @@ func (m mail) bytes() []byte {
 	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(m.Body, "\r\n", "\n"), "\n", "\r\n"))
 	return []byte(b.String())
 }
-
-// angle strips <> from a Message-ID.
-func angle(id string) string { return strings.Trim(id, "<>") }

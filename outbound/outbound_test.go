@@ -257,8 +257,6 @@ func byMessageID(t testing.TB, got []sunk) map[string]parsed {
 	return out
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // eventually polls cond until it holds, failing after a generous timeout.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

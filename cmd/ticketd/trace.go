@@ -22,7 +22,7 @@ func traceCommand(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		return fmt.Errorf("%w (usage: ticketd trace <message-id>...)", err)
 	}
 	if fs.NArg() == 0 {
-		return errors.New("usage: ticketd trace <message-id>...")
+		return errors.New("usage: ticketd trace <message-id>")
 	}
 	pool, err := openCurrent(ctx, cfg)
 	if err != nil {

@@ -72,7 +72,6 @@ type store struct {
 	mu    sync.Mutex
 	calls map[string]int
 	by    map[string]string // id -> the label of the poller that delivered it
-	label string
 }
 
 var idRe = regexp.MustCompile(`marker ([a-z0-9-]+)\.`)

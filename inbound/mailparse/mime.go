@@ -450,7 +450,7 @@ func guessBoundary(body []byte) string {
 			body = nil
 		}
 		line = bytes.TrimRight(line, " \t")
-		if len(line) > 3 && bytes.HasPrefix(line, []byte("--")) && bytes.IndexAny(line, " \t") < 0 && len(line) < 200 {
+		if len(line) > 3 && bytes.HasPrefix(line, []byte("--")) && !bytes.ContainsAny(line, " \t") && len(line) < 200 {
 			b := string(line[2:])
 			return strings.TrimSuffix(b, "--")
 		}
@@ -502,13 +502,10 @@ func decodeQP(b []byte) []byte {
 		}
 		for i := 0; i < len(line); i++ {
 			c := line[i]
-			if c == '=' && i+2 < len(line)+0 && isHex(line[i+1]) && isHex(line[i+2]) {
+			if c == '=' && i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
 				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
 				i += 2
 				continue
-			}
-			if c == '=' && i+2 == len(line) && isHex(line[i+1]) {
-				// "=A" at the end of the data: keep literally.
 			}
 			out = append(out, c)
 		}
@@ -692,9 +689,7 @@ func unflow(s string, delsp bool) string {
 			depth++
 		}
 		content := l[depth:]
-		if strings.HasPrefix(content, " ") {
-			content = content[1:] // space-stuffing or the space after '>'
-		}
+		content = strings.TrimPrefix(content, " ") // space-stuffing or the space after '>'
 		if open && depth != curDepth {
 			out = append(out, quotePrefix(curDepth)+cur.String())
 			cur.Reset()

@@ -173,7 +173,7 @@ func nextKeyStart(tok string) int {
 			return -1
 		}
 		key := rest[:eq]
-		if strings.IndexAny(key, " \t\"") < 0 {
+		if !strings.ContainsAny(key, " \t\"") {
 			return i
 		}
 	}

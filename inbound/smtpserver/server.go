@@ -281,12 +281,6 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) isShutting() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutting
-}
-
 // register tracks c and reports false when the server is full or closing.
 func (s *Server) register(c *conn) (ok bool, reason string) {
 	s.mu.Lock()
