@@ -197,12 +197,18 @@ func TestTwoSendersDeliverEachMailOnce(t *testing.T) {
 }
 
 // TestSenderWakesOnNewMail: with an hour between polls, only the
-// notification from the committing transaction can wake the sender.
+// notification from the committing transaction can wake the sender once it
+// has delivered what it found at start.
 func TestSenderWakesOnNewMail(t *testing.T) {
 	f := newFixture(t, nil)
 	sk := startSink(t, sinkOptions{})
 	f.run(f.sender(f.relay(sk, nil), func(o *outbound.SenderOptions) { o.PollInterval = time.Hour }))
-	time.Sleep(200 * time.Millisecond) // let it go to sleep
+	eventually(t, "the sender listens", func() bool {
+		var n int
+		err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN '||$1`, tickets.MailOutboxChannel).Scan(&n)
+		return err == nil && n == 1
+	})
 	for i := range 3 {
 		ids := f.queueMails(1, fmt.Sprintf("u%d@customer.example", i))
 		once(t, sk.waitFor(i + 1)[i:], ids)

@@ -12,16 +12,17 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/migrations"
@@ -105,6 +106,9 @@ func dbURL(name string) string {
 	return u.String()
 }
 
+// objectInUse is SQLSTATE 55006, object_in_use.
+const objectInUse = "55006"
+
 // URL returns the connection string of a new, clean, migrated database that
 // is dropped when the test ends.
 func URL(t testing.TB) string {
@@ -118,10 +122,12 @@ func URL(t testing.TB) string {
 	ident := pgx.Identifier{name}.Sanitize()
 	var err error
 	for try := 0; try < 20; try++ {
-		// CREATE DATABASE ... TEMPLATE fails while another session copies the
-		// same template; tests in parallel take turns.
+		// CREATE DATABASE ... TEMPLATE fails with object_in_use (55006)
+		// while another session copies the same template; tests in
+		// parallel take turns.
 		_, err = admin.Exec(ctx, "CREATE DATABASE "+ident+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
-		if err == nil || !strings.Contains(err.Error(), "being accessed by other users") {
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != objectInUse {
 			break
 		}
 		time.Sleep(time.Duration(10*(try+1)) * time.Millisecond)

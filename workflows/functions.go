@@ -11,6 +11,7 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/step"
 
+	"ticketd/inbound/mailparse"
 	"ticketd/tickets"
 	"ticketd/workflows/triage"
 )
@@ -359,11 +360,6 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c cho
 	return up, nil
 }
 
-// noAutoAnswer are the automatic mails that open a ticket but get no
-// automatic answer (RFC 3834 section 2: do not auto-reply to automatic mail).
-var noAutoAnswer = map[string]bool{"auto-generated": true, "bulk": true, "auto-reply": true,
-	"bounce": true, "delivery-status": true, "complaint": true, "mdn": true}
-
 // notifyTriage queues the mails of a ticket triaged before (by a run that
 // may have stopped before it queued them), in a transaction of its own.
 func (w *Workflows) notifyTriage(ctx context.Context, id int64, assigned *bool) (notified, error) {
@@ -392,7 +388,7 @@ func (w *Workflows) notifyTriage(ctx context.Context, id int64, assigned *bool) 
 // call a no-op.
 func (w *Workflows) queueTriageMails(ctx context.Context, tx *tickets.Store, t tickets.Ticket, assigned *bool) (notified, error) {
 	var n notified
-	if t.Status != tickets.StatusCompleted && !noAutoAnswer[t.AutoKind] {
+	if t.Status != tickets.StatusCompleted && mailparse.Kind(t.AutoKind).MayAnswer() {
 		if err := w.opts.Notifier.Acknowledgement(ctx, tx, triageKey(t.ID, "acknowledgement"), t.ID); err != nil {
 			return n, err
 		}
