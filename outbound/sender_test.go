@@ -125,7 +125,12 @@ func TestSenderRelayAnswers(t *testing.T) {
 		}
 		return nil
 	}})
-	snd := f.sender(f.relay(sk, nil), fastRetry)
+	// Retries an hour away: one DeliverDue is one attempt each, however
+	// slowly the machine runs the batch.
+	snd := f.sender(f.relay(sk, nil), func(o *outbound.SenderOptions) {
+		fastRetry(o)
+		o.RetryMin, o.RetryMax = time.Hour, 2*time.Hour
+	})
 	refused := f.queueMails(1, "nobody@customer.example")[0]
 	later := f.queueMails(1, "full@customer.example")[0]
 	unauthenticated := f.queueMails(1, "authonly@customer.example")[0]
