@@ -61,16 +61,15 @@ type repliedData struct {
 func (w *Workflows) register() error {
 	retries := inngestgo.IntPtr(w.opts.Retries)
 	fns := []error{}
-	_, err := inngestgo.CreateFunction(w.client, inngestgo.FunctionOpts{
-		ID:      FnTriage,
-		Name:    "Triage a new ticket",
-		Retries: retries,
+	triageOpts := inngestgo.FunctionOpts{ID: FnTriage, Name: "Triage a new ticket", Retries: retries}
+	if w.modelLimit {
 		// Bounds the triage steps running at once, and with them the model
-		// calls, across every replica.
-		Concurrency: &inngestgo.ConfigConcurrency{
+		// calls, across every replica. The rules engine needs no bound.
+		triageOpts.Concurrency = &inngestgo.ConfigConcurrency{
 			Step: []inngestgo.ConfigStepConcurrency{{Limit: w.opts.LLMConcurrency}},
-		},
-	}, inngestgo.EventTrigger(tickets.EventCreated, nil), w.triageTicket)
+		}
+	}
+	_, err := inngestgo.CreateFunction(w.client, triageOpts, inngestgo.EventTrigger(tickets.EventCreated, nil), w.triageTicket)
 	fns = append(fns, err)
 	_, err = inngestgo.CreateFunction(w.client, inngestgo.FunctionOpts{
 		ID: FnAssigned, Name: "Mail the new assignee", Retries: retries,

@@ -20,8 +20,9 @@ import (
 )
 
 // TestRegistration checks what ticketd tells Inngest when it syncs: the
-// functions, their triggers, retries, and the concurrency limit on triage,
-// at the serve URL. The SDK posts it to the API base URL, here a recorder.
+// functions, their triggers, retries, and the concurrency limit on triage
+// (registered when a model triages), at the serve URL. The SDK posts it to
+// the API base URL, here a recorder.
 func TestRegistration(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -36,7 +37,13 @@ func TestRegistration(t *testing.T) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	t.Cleanup(api.Close)
-	w, err := New(Options{Pool: pgtest.New(t), Notifier: outboxNotifier{}, Dev: api.URL, LLMConcurrency: 3,
+	// A model triages, so the limit on its calls is registered.
+	llm, err := triage.New(context.Background(), triage.Config{Provider: "openai", BaseURL: "http://127.0.0.1:1/v1"},
+		triage.NewRules(triage.RulesOptions{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Options{Pool: pgtest.New(t), Notifier: outboxNotifier{}, Analyzer: llm, Dev: api.URL, LLMConcurrency: 3,
 		Retries: 5, ServeOrigin: "https://desk.example.com", Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,16 @@ func (w *Workflows) RunRelay(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if w.selfHosted && !w.registered {
+			if err := w.registerSelfHosted(ctx); err != nil {
+				if !failing && ctx.Err() == nil {
+					w.log.Warn("cannot register ticketd's functions with Inngest; events wait in the outbox", "err", err)
+				}
+				failing = true
+			} else {
+				w.registered = true
+			}
+		}
 		sent, err := w.relayOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -177,7 +187,7 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 		}
 		var ok []tickets.OutboxEvent
 		var failed []failedEvent
-		if err := w.devSynced(ctx); err != nil {
+		if err := w.engineReady(ctx); err != nil {
 			for _, e := range events {
 				failed = append(failed, failedEvent{e, err})
 			}
@@ -195,7 +205,10 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 			sent = len(ok)
 		}
 		if len(failed) > 0 {
-			w.syncedAt = time.Time{} // a restarted dev server must sync again
+			// A restarted dev server must sync again; a self-hosted server
+			// keeps the functions, and registering once more after an
+			// outage costs one request.
+			w.syncedAt, w.registered = time.Time{}, false
 		}
 		for _, f := range failed {
 			sendErr = f.err

@@ -88,10 +88,11 @@ type Options struct {
 	ServePath string
 
 	// LLMConcurrency is the Inngest concurrency limit on triage steps, which
-	// bounds model calls across replicas; default 4. Inngest Cloud and
-	// recent servers apply it; the dev server built from inngest v1.12.1
-	// does not read this SDK's format, so triage.Config.Concurrency also
-	// bounds the calls of each process.
+	// bounds model calls across replicas; default 4. It is registered only
+	// when a model triages (Analyzer is not the rules engine). Inngest
+	// Cloud and a self-hosted server apply it (see selfhosted.go); the dev
+	// server does not, so triage.Config.Concurrency also bounds the calls
+	// of each process.
 	LLMConcurrency int
 	// Retries is how often Inngest retries a failed step; default 4. The
 	// last attempt of the analysis falls back to the rules engine when the
@@ -116,12 +117,16 @@ type Workflows struct {
 	store      *tickets.Store
 	log        *slog.Logger
 	client     inngestgo.Client
-	handler    http.Handler
+	handler    http.Handler // what main mounts at ServePath
+	sdk        http.Handler // the SDK's handler, asked in process for the functions
 	configured bool
 	dev        bool
+	selfHosted bool   // INNGEST_BASE_URL without INNGEST_DEV: inngest start
+	modelLimit bool   // a model triages: register the LLMConcurrency limit
 	engineURL  string // the event API's base URL, probed by Ready
 	http       *http.Client
 	syncedAt   time.Time // dev mode: when the dev server last listed our functions; the relay's alone
+	registered bool      // self-hosted: the functions are registered; the relay's alone
 }
 
 // ErrNotConfigured is what Ready says when none of INNGEST_DEV,
@@ -174,11 +179,13 @@ func New(o Options) (*Workflows, error) {
 	if o.Analyzer == nil {
 		o.Analyzer = rules
 	}
-	w := &Workflows{opts: o, store: store, log: o.Logger, http: o.HTTPClient}
+	_, rulesOnly := o.Analyzer.(*triage.Rules)
+	w := &Workflows{opts: o, store: store, log: o.Logger, http: o.HTTPClient, modelLimit: !rulesOnly}
 
 	dev := o.Dev != "" && !isFalse(o.Dev)
 	w.dev = dev
 	w.configured = dev || o.EventKey != "" || o.BaseURL != ""
+	w.selfHosted = !dev && o.BaseURL != ""
 	base := strings.TrimRight(o.BaseURL, "/")
 	if base == "" && dev {
 		base = "http://127.0.0.1:8288"
@@ -190,6 +197,11 @@ func New(o Options) (*Workflows, error) {
 		// Inngest Cloud and `inngest start` take events only with the event
 		// key, and the SDK accepts their calls only when signed.
 		return nil, errors.New("workflows: outside dev mode (INNGEST_DEV unset), Inngest needs both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY")
+	}
+	if w.selfHosted && o.ServeOrigin == "" {
+		// ticketd registers itself with a self-hosted server, at the URL
+		// the server is to call.
+		return nil, errors.New("workflows: a self-hosted Inngest (INNGEST_BASE_URL) needs the URL it calls ticketd back at (INNGEST_SERVE_HOST)")
 	}
 	for _, u := range []string{base, o.ServeOrigin} {
 		if u == "" {
@@ -232,7 +244,8 @@ func New(o Options) (*Workflows, error) {
 	if o.ServeOrigin != "" {
 		serve.Origin = &o.ServeOrigin
 	}
-	w.handler = client.ServeWithOpts(serve)
+	w.sdk = client.ServeWithOpts(serve)
+	w.handler = w.sdk
 	return w, nil
 }
 
@@ -271,6 +284,15 @@ func (w *Workflows) Ready(ctx context.Context) error {
 		return fmt.Errorf("workflows: Inngest at %s answers %s", w.engineURL, resp.Status)
 	}
 	return nil
+}
+
+// engineReady reports whether an event sent now starts ticketd's functions:
+// a self-hosted server has registered them, a dev server lists them.
+func (w *Workflows) engineReady(ctx context.Context) error {
+	if w.selfHosted && !w.registered {
+		return errNotRegistered
+	}
+	return w.devSynced(ctx)
 }
 
 // errNotSynced means the dev server does not know ticketd's functions yet.
