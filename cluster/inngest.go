@@ -104,8 +104,10 @@ func (in *Inngest) startProc(ctx context.Context) error {
 	})
 }
 
-// Stop stops the server (SIGTERM, SIGKILL after 15 seconds).
-func (in *Inngest) Stop() { in.proc.stop(syscall.SIGTERM, 15*time.Second) }
+// Stop stops the server: SIGTERM, and SIGKILL after 5 seconds, since it
+// otherwise waits half a minute for its services. The queue and the runs'
+// state are in Redis (or its own memory) either way.
+func (in *Inngest) Stop() { in.proc.stop(syscall.SIGTERM, 5*time.Second) }
 
 // Restart stops the server and starts it again on the same port and state.
 func (in *Inngest) Restart(ctx context.Context) error {

@@ -4,6 +4,7 @@
 //
 //	ticketd serve            run the server (SMTP, IMAP, web, workflows)
 //	ticketd dev              the whole stack locally on its defaults
+//	ticketd cluster          the production shape on one machine
 //	ticketd migrate          apply database migrations
 //	ticketd inspect FILE     show how intake understands a mail
 //	ticketd user add|list    manage moderators and admins
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, cfg, log)
 	case "dev":
 		err = dev(ctx, cfg, log, stdout)
+	case "cluster":
+		err = clusterCommand(ctx, cfg, log, rest, stdout)
 	case "migrate":
 		err = migrate(ctx, cfg, log)
 	case "user":
@@ -80,6 +83,10 @@ Usage:
   ticketd serve                         run the server: SMTP receiver, IMAP pollers, web, API, workflows
   ticketd dev                           the whole stack locally: PostgreSQL in .ticketd/pg, the Inngest
                                         dev server, ticketd on 127.0.0.1:8080 and SMTP on 127.0.0.1:2525
+  ticketd cluster [--replicas N]        the production shape on this machine, as root: PostgreSQL, Redis,
+                                        inngest start, N replicas (default 3) behind Postfix as the MX and
+                                        an HTTP balancer, Dovecot with the support mailbox, a relay sink;
+                                        state in TICKETD_DATA_DIR/cluster
   ticketd migrate                       apply the database migrations
   ticketd inspect [--body] [--html] FILE
                                         print how intake understands a mail, as JSON
