@@ -49,6 +49,7 @@ type Config struct {
 	SMTPRelayURL          string
 	SMTPHeloName          string
 	RelayRetryMax         time.Duration
+	RelayLease            time.Duration
 	Maildir               string
 	AutoReplyLimitPerHour int
 	ReplyTokenTTL         time.Duration
@@ -247,6 +248,15 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.SMTPHeloName })},
 	{name: "SMTP_RELAY_RETRY_MAX", def: "1h", help: "longest wait between delivery attempts of a mail the relay refused for now (waits double from one minute up to this)",
 		set: duration(func(c *Config) *time.Duration { return &c.RelayRetryMax })},
+	{name: "SMTP_RELAY_LEASE", def: "10m", help: "how long a replica's claim on an outgoing mail lasts: mail a crashed replica had claimed goes out after it (one delivery may take a quarter of it, at most 2m)",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 20*time.Second {
+				return fmt.Errorf("want a duration of 20s or more, got %q", v)
+			}
+			c.RelayLease = d
+			return nil
+		}},
 	{name: "MAILDIR", help: "Maildir that receives outgoing mail when no relay is set (dev: .ticketd/outbox)",
 		set: str(func(c *Config) *string { return &c.Maildir })},
 	{name: "AUTO_REPLY_LIMIT_PER_HOUR", def: "10", help: "automatic mails to one address per hour at most",

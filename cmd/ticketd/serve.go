@@ -256,7 +256,8 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		transport = md
 	}
 	sender := outbound.NewSender(outbound.SenderOptions{Pool: pool, Transport: transport, Metrics: met,
-		RetryMax: cfg.RelayRetryMax, Logger: log.With("component", "sender")})
+		RetryMax: cfg.RelayRetryMax, Lease: cfg.RelayLease, SendTimeout: min(2*time.Minute, cfg.RelayLease/4),
+		Logger: log.With("component", "sender")})
 	a.loops = append(a.loops, namedLoop{"sender", sender.Run})
 
 	// Intake: the one way in.
