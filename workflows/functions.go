@@ -159,14 +159,10 @@ func (w *Workflows) triageTicket(ctx context.Context, in inngestgo.Input[created
 		})
 		return map[string]any{"ticket_id": id, "skipped": an.Skip, "notified": n}, err
 	}
-	ch, err := step.Run(ctx, "assign", func(ctx context.Context) (choice, error) {
-		return w.assign(ctx, id, an.Result.Skills)
-	})
-	if err != nil {
-		return nil, err
-	}
+	// One step chooses the assignee and writes the triage with its mails:
+	// each step costs a round trip through Inngest's queue.
 	up, err := step.Run(ctx, "update", func(ctx context.Context) (updated, error) {
-		return w.update(ctx, id, an.Result, ch)
+		return w.update(ctx, id, an.Result)
 	})
 	if err != nil {
 		return nil, err
@@ -271,38 +267,12 @@ func (w *Workflows) saveDecision(ctx context.Context, id int64, d triage.Decisio
 	return saved.ID, nil
 }
 
-// assign picks the assignee, keeping one a person already chose.
-func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choice, error) {
-	t, err := w.store.Ticket(ctx, id)
-	if err != nil {
-		return choice{}, err
-	}
-	if t.AssigneeID != nil {
-		return choice{AssigneeID: t.AssigneeID, Reason: t.AssignmentReason}, nil
-	}
-	if len(t.Skills) > 0 && t.TriagedAt == nil {
-		// A person set the skills before triage ran; they stand (see
-		// ApplyTriage), and the assignee is chosen by them.
-		skills = t.Skills
-	}
-	staff, err := w.store.AssignableStaff(ctx)
-	if err != nil {
-		return choice{}, err
-	}
-	c := pickAssignee(staff, skills)
-	if c.AssigneeID != nil {
-		w.log.Info("triage assignment", "ticket_id", id, "assignee_id", *c.AssigneeID, "reason", c.Reason)
-	} else {
-		w.log.Warn("triage found nobody to assign", "ticket_id", id, "reason", c.Reason)
-	}
-	return c, nil
-}
-
-// update writes the triage in one transaction with the ticket locked,
-// with the mails it causes (DESIGN.md: notifications are written in the
-// transaction of the change they announce); a ticket triaged meanwhile is
-// left alone.
-func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c choice) (updated, error) {
+// update chooses the assignee and writes the triage in one transaction
+// with the ticket locked, with the mails it causes (DESIGN.md:
+// notifications are written in the transaction of the change they
+// announce); a ticket triaged meanwhile is left alone. An assignee a person
+// chose stands; skills a person set before triage choose the assignee.
+func (w *Workflows) update(ctx context.Context, id int64, r triage.Result) (updated, error) {
 	var up updated
 	err := w.store.InTx(ctx, func(tx *tickets.Store) error {
 		t, err := tx.TicketForUpdate(ctx, id)
@@ -312,24 +282,24 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c cho
 		if t.TriagedAt != nil {
 			return nil
 		}
-		assignee, reason, assigned := c.AssigneeID, c.Reason, c.AssigneeID != nil
-		switch {
-		case t.AssigneeID != nil:
-			// A person assigned it since the assign step: theirs stands.
-			assignee, reason, assigned = t.AssigneeID, t.AssignmentReason, false
-		case assignee != nil:
-			u, err := tx.User(ctx, *assignee)
-			if err != nil && !errors.Is(err, tickets.ErrNotFound) {
+		assignee, reason, assigned := t.AssigneeID, t.AssignmentReason, false
+		if assignee == nil {
+			skills := r.Skills
+			if len(t.Skills) > 0 {
+				// A person set the skills before triage ran; they stand
+				// (see ApplyTriage).
+				skills = t.Skills
+			}
+			staff, err := tx.AssignableStaff(ctx)
+			if err != nil {
 				return err
 			}
-			if err != nil || !u.Active || !u.Role.IsStaff() {
-				// The choice went stale (deactivated); choose again.
-				staff, err := tx.AssignableStaff(ctx)
-				if err != nil {
-					return err
-				}
-				c := pickAssignee(staff, r.Skills)
-				assignee, reason, assigned = c.AssigneeID, c.Reason, c.AssigneeID != nil
+			c := pickAssignee(staff, skills)
+			assignee, reason, assigned = c.AssigneeID, c.Reason, c.AssigneeID != nil
+			if c.AssigneeID != nil {
+				w.log.Info("triage assignment", "ticket_id", id, "assignee_id", *c.AssigneeID, "reason", c.Reason)
+			} else {
+				w.log.Warn("triage found nobody to assign", "ticket_id", id, "reason", c.Reason)
 			}
 		}
 		tr := tickets.Triage{

@@ -348,17 +348,13 @@ func TestTriageMailsCommitWithTheUpdate(t *testing.T) {
 	ctx := context.Background()
 	w, st, p := newDirect(t, nil)
 	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
-	// What the memoised analyse and assign steps returned.
+	// What the memoised analyse step returned.
 	an, err := w.analyse(ctx, tk.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := w.assign(ctx, tk.ID, an.Result.Skills)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// First execution of the update step: committed, result lost.
-	if _, err := w.update(ctx, tk.ID, an.Result, ch); err != nil {
+	if _, err := w.update(ctx, tk.ID, an.Result); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"acknowledgement " + p.requester.Email, "assignment " + p.pg.Email}
@@ -366,7 +362,7 @@ func TestTriageMailsCommitWithTheUpdate(t *testing.T) {
 		t.Errorf("mails queued with the update (-want +got):\n%s", diff)
 	}
 	// Inngest runs the step again, and the run goes on as triageTicket does.
-	up, err := w.update(ctx, tk.ID, an.Result, ch)
+	up, err := w.update(ctx, tk.ID, an.Result)
 	if err != nil || up.Applied {
 		t.Fatalf("the update again: %+v, %v", up, err)
 	}
@@ -387,8 +383,7 @@ func TestReassignedRightAfterTriage(t *testing.T) {
 	w, st, p := newDirect(t, nil)
 	tk := openTicket(t, st, p.requester.ID, "Replica lag", "Our Postgres replica lags.")
 	an, _ := w.analyse(ctx, tk.ID, 0)
-	ch, _ := w.assign(ctx, tk.ID, an.Result.Skills)
-	up, err := w.update(ctx, tk.ID, an.Result, ch)
+	up, err := w.update(ctx, tk.ID, an.Result)
 	if err != nil || !up.Applied || *up.AssigneeID != p.pg.ID {
 		t.Fatalf("update: %+v %v", up, err)
 	}
