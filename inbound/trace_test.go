@@ -371,7 +371,7 @@ func TestTraceCommandOutput(t *testing.T) {
 	// and the acknowledgement and assignment under triage's keys.
 	created := e.outboxEvents(tid)[0]
 	if err := e.st.InTx(ctx, func(st *tickets.Store) error {
-		if err := st.MarkEventsSent(ctx, []int64{created.ID}); err != nil {
+		if err := st.MarkEventsSent(ctx, []int64{created.ID}, 0); err != nil {
 			return err
 		}
 		if _, err := st.InsertAIDecision(ctx, tickets.AIDecision{TicketID: tid, Provider: "rules", InputHash: []byte{1},

@@ -12,11 +12,13 @@ import (
 // event_outbox inserts are announced (migration 0004).
 const EventsChannel = "ticketd_events"
 
-// OutboxEvent is an unsent row of the event outbox.
+// OutboxEvent is an unsent row of the event outbox, or a sent one due to
+// be sent again (Resend).
 type OutboxEvent struct {
 	Event
 	CreatedAt time.Time
 	Attempts  int
+	Resend    bool
 }
 
 // PendingEvents locks up to limit unsent events that are due, oldest first.
@@ -43,11 +45,54 @@ func (s *Store) PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, er
 	return out, nil
 }
 
-// MarkEventsSent records that the workflow engine accepted the events.
-func (s *Store) MarkEventsSent(ctx context.Context, ids []int64) error {
+// MarkEventsSent records that the workflow engine accepted the events, and
+// when to send them once more (migration 0045); resendAfter <= 0 means
+// never.
+func (s *Store) MarkEventsSent(ctx context.Context, ids []int64, resendAfter time.Duration) error {
 	if _, err := s.db.Exec(ctx, `UPDATE event_outbox SET sent_at = now(), attempts = attempts + 1,
-		last_error = '' WHERE id = ANY($1)`, ids); err != nil {
+		last_error = '', resend_at = CASE WHEN $2::interval > '0' THEN now() + $2::interval END
+		WHERE id = ANY($1)`, ids, resendAfter); err != nil {
 		return fmt.Errorf("mark %d events sent: %w", len(ids), err)
+	}
+	return nil
+}
+
+// DueResends locks up to limit sent events due to be sent once more,
+// oldest first, skipping rows another transaction holds. Run it inside
+// InTx and mark the rows (MarkResent, DeferResend) before it ends.
+func (s *Store) DueResends(ctx context.Context, limit int) ([]OutboxEvent, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT id, name, ticket_id, data, created_at, attempts FROM event_outbox
+		WHERE resend_at <= now()
+		ORDER BY resend_at, id LIMIT $1
+		FOR UPDATE SKIP LOCKED`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select events to send again: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxEvent, error) {
+		e := OutboxEvent{Resend: true}
+		err := row.Scan(&e.ID, &e.Name, &e.TicketID, &e.Data, &e.CreatedAt, &e.Attempts)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select events to send again: %w", err)
+	}
+	return out, nil
+}
+
+// MarkResent records that the engine took the events' second send.
+func (s *Store) MarkResent(ctx context.Context, ids []int64) error {
+	if _, err := s.db.Exec(ctx, `UPDATE event_outbox SET resend_at = NULL WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("mark %d events sent again: %w", len(ids), err)
+	}
+	return nil
+}
+
+// DeferResend records a failed second send and when to try it again.
+func (s *Store) DeferResend(ctx context.Context, id int64, wait time.Duration) error {
+	if _, err := s.db.Exec(ctx, `UPDATE event_outbox SET resend_at = now() + $2::interval WHERE id = $1`,
+		id, wait); err != nil {
+		return fmt.Errorf("defer sending event %d again: %w", id, err)
 	}
 	return nil
 }
@@ -73,12 +118,13 @@ func (s *Store) RetryDeferredEvents(ctx context.Context) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-// NextEventDue returns when the earliest unsent event is due, and false when
-// there is none.
+// NextEventDue returns when the earliest unsent event, or the earliest
+// second send, is due, and false when there is none.
 func (s *Store) NextEventDue(ctx context.Context) (time.Time, bool, error) {
 	var due *time.Time
-	if err := s.db.QueryRow(ctx, `SELECT min(next_attempt_at) FROM event_outbox
-		WHERE sent_at IS NULL`).Scan(&due); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT LEAST(
+		(SELECT min(next_attempt_at) FROM event_outbox WHERE sent_at IS NULL),
+		(SELECT min(resend_at) FROM event_outbox WHERE resend_at IS NOT NULL))`).Scan(&due); err != nil {
 		return time.Time{}, false, fmt.Errorf("select next due event: %w", err)
 	}
 	if due == nil {

@@ -28,7 +28,10 @@ const maxCreatedEvents = 3
 // in id order with FOR UPDATE SKIP LOCKED, so replicas share the work, sent
 // with the event id "ticketd-<row id>" (Inngest runs each id once), and
 // marked sent in the same transaction; a failed send leaves them for later,
-// with backoff. A PostgreSQL notification from each committed insert wakes
+// with backoff. ResendAfter later each event is sent once more with the
+// same id, which starts nothing unless the engine lost the event after
+// taking it (a self-hosted Inngest or its Redis restarting at that
+// moment). A PostgreSQL notification from each committed insert wakes
 // the relay at once; it polls as well. With Inngest not configured it only
 // warns: events keep in the outbox.
 func (w *Workflows) RunRelay(ctx context.Context) (err error) {
@@ -175,15 +178,25 @@ func (w *Workflows) listen(ctx context.Context, wake chan<- struct{}, listening 
 	}
 }
 
-// relayOnce sends one batch of due events and returns how many Inngest
-// took.
+// relayOnce sends one batch of due events, with the sent events due to be
+// sent once more, and returns how many Inngest took.
 func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
-	var sent int
+	var sent, took int
 	var sendErr error
 	err := w.store.InTx(ctx, func(tx *tickets.Store) error {
 		events, err := tx.PendingEvents(ctx, w.opts.RelayBatch)
-		if err != nil || len(events) == 0 {
+		if err != nil {
 			return err
+		}
+		if w.opts.ResendAfter > 0 && len(events) < w.opts.RelayBatch {
+			again, err := tx.DueResends(ctx, w.opts.RelayBatch-len(events))
+			if err != nil {
+				return err
+			}
+			events = append(events, again...)
+		}
+		if len(events) == 0 {
+			return nil
 		}
 		var ok []tickets.OutboxEvent
 		var failed []failedEvent
@@ -194,16 +207,25 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 		} else {
 			ok, failed = w.send(ctx, events)
 		}
-		if len(ok) > 0 {
-			ids := make([]int64, len(ok))
-			for i, e := range ok {
-				ids[i] = e.ID
+		var first, again []int64
+		for _, e := range ok {
+			if e.Resend {
+				again = append(again, e.ID)
+			} else {
+				first = append(first, e.ID)
 			}
-			if err := tx.MarkEventsSent(ctx, ids); err != nil {
+		}
+		if len(first) > 0 {
+			if err := tx.MarkEventsSent(ctx, first, w.opts.ResendAfter); err != nil {
 				return err
 			}
-			sent = len(ok)
 		}
+		if len(again) > 0 {
+			if err := tx.MarkResent(ctx, again); err != nil {
+				return err
+			}
+		}
+		sent, took = len(first), len(ok)
 		if len(failed) > 0 {
 			// A restarted dev server must sync again; a self-hosted server
 			// keeps the functions, and registering once more after an
@@ -212,6 +234,13 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 		}
 		for _, f := range failed {
 			sendErr = f.err
+			if f.event.Resend {
+				// Not urgent: the first send most likely got through.
+				if err := tx.DeferResend(ctx, f.event.ID, backoff(5)); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := tx.DeferEvent(ctx, f.event.ID, backoff(f.event.Attempts), f.err.Error()); err != nil {
 				return err
 			}
@@ -223,9 +252,9 @@ func (w *Workflows) relayOnce(ctx context.Context) (int, error) {
 	}
 	if sent > 0 {
 		w.opts.Metrics.EventsSent(sent)
-		w.log.Debug("relayed events", "count", sent)
+		w.log.Debug("relayed events", "count", sent, "sent_again", took-sent)
 	}
-	return sent, sendErr
+	return took, sendErr
 }
 
 type failedEvent struct {

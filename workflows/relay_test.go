@@ -2,8 +2,13 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,3 +191,65 @@ func TestRulesSimilarTickets(t *testing.T) {
 }
 
 func itoa(i int64) string { return EventID(i)[len("ticketd-"):] }
+
+// TestRelaySendsEachEventOnceMore: a while after an event went out, the
+// relay sends it once more with the same id, which rescues an event the
+// engine took and then lost (Inngest runs an id once, so otherwise the
+// second send starts nothing), and never a third time.
+func TestRelaySendsEachEventOnceMore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	st := tickets.NewStore(pool)
+	p := seedPeople(t, st)
+	var mu sync.Mutex
+	sends := map[string]int{}
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/dev":
+			io.WriteString(w, `{"functions":[{"slug":"ticketd-triage"}]}`)
+		case strings.HasPrefix(r.URL.Path, "/e/"):
+			var batch []struct {
+				ID string `json:"id"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			ids := []string{}
+			mu.Lock()
+			for _, e := range batch {
+				sends[e.ID]++
+				ids = append(ids, "internal-"+e.ID)
+			}
+			mu.Unlock()
+			json.NewEncoder(w).Encode(map[string]any{"ids": ids, "status": 200})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(engine.Close)
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Logger: testlog.New(t), Dev: engine.URL,
+		ResendAfter: 500 * time.Millisecond, RelayPoll: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.RunRelay(relayCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	tk := openTicket(t, st, p.requester.ID, "Lost in the engine", "Taken, then lost.")
+	id := EventID(eventRowID(t, st, tk.ID, tickets.EventCreated))
+	count := func() int { mu.Lock(); defer mu.Unlock(); return sends[id] }
+	waitFor(t, "the event sent a second time", func() (bool, error) { return count() == 2, nil })
+	time.Sleep(1500 * time.Millisecond)
+	var pending int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM event_outbox WHERE resend_at IS NOT NULL OR sent_at IS NULL`).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 2 || pending != 0 {
+		t.Errorf("event %s sent %d times, %d rows still to send; want 2 and 0", id, got, pending)
+	}
+}

@@ -103,6 +103,9 @@ type Options struct {
 	// RelayPoll is how often the relay looks at the outbox when no
 	// notification woke it; default 5s (1s when LISTEN fails).
 	RelayPoll time.Duration
+	// ResendAfter is how long after an event's send it is sent once more,
+	// with the same id (see RunRelay); default 30s, negative never.
+	ResendAfter time.Duration
 	// RetriageAfter re-emits ticket.created for a To-Do ticket still not
 	// triaged this long after its event went out, at most twice (the
 	// engine may have lost the run); default 15m, negative disables.
@@ -164,6 +167,9 @@ func New(o Options) (*Workflows, error) {
 	}
 	if o.RelayPoll <= 0 {
 		o.RelayPoll = 5 * time.Second
+	}
+	if o.ResendAfter == 0 {
+		o.ResendAfter = 30 * time.Second
 	}
 	if o.RetriageAfter == 0 {
 		o.RetriageAfter = 15 * time.Minute
