@@ -60,7 +60,10 @@ type Options struct {
 	// InngestTick is how often Inngest's executor looks at its queue, in
 	// milliseconds; 0 means Inngest's default (150).
 	InngestTick int
-	Logger      *slog.Logger
+	// DevServer runs the Inngest dev server instead of inngest start, and
+	// no Redis: the shape of `ticketd dev`, a benchmark's baseline.
+	DevServer bool
+	Logger    *slog.Logger
 }
 
 // Keys are the cluster's secrets, made on its first start and kept in
@@ -93,8 +96,9 @@ type Cluster struct {
 	// IMAPURL is the mailbox, as every replica's IMAP_URL has it.
 	IMAPURL string
 
-	opt Options
-	log *slog.Logger
+	opt   Options
+	log   *slog.Logger
+	pgLog *os.File
 }
 
 // Replica is one `ticketd serve`.
@@ -149,15 +153,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 
 	// PostgreSQL: ticketd's database and Inngest's.
-	pgLog, err := os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
+	// The log stays open for restarts, until Stop.
+	if c.pgLog, err = os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
 		return c, fmt.Errorf("cluster: %w", err)
 	}
-	defer pgLog.Close()
 	if err := traversable(filepath.Join(dir, "pg")); err != nil {
 		return c, err
 	}
-	if c.Postgres, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: o.Fast, Log: pgLog}); err != nil {
+	if c.Postgres, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Fast: o.Fast, Log: c.pgLog}); err != nil {
 		return c, err
 	}
 	for _, db := range []string{"ticketd", "inngest"} {
@@ -170,29 +173,6 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.log.Info("postgres running", "socket", c.Postgres.SocketDir())
-
-	// Redis and Inngest.
-	if c.Redis, err = StartRedis(ctx, filepath.Join(dir, "redis")); err != nil {
-		return c, err
-	}
-	c.log.Info("redis running", "addr", c.Redis.Addr)
-	if c.Inngest, err = StartInngest(ctx, InngestOptions{Binary: o.Inngest, Dir: filepath.Join(dir, "inngest"),
-		SigningKey: c.Keys.SigningKey, EventKey: c.Keys.EventKey,
-		PostgresURI: c.Postgres.URL("inngest"), RedisURI: c.Redis.URL(),
-		Tick: o.InngestTick, RetryInterval: 2}); err != nil {
-		return c, err
-	}
-	c.log.Info("inngest start running", "url", c.Inngest.URL)
-
-	// The mailbox and the relay sink.
-	if c.Dovecot, err = dovecot.Start(ctx, dovecot.Options{Dir: filepath.Join(dir, "dovecot"),
-		Users: map[string]string{IMAPUser: c.Keys.IMAPPassword}}); err != nil {
-		return c, err
-	}
-	c.IMAPURL = "imap+insecure://" + IMAPUser + ":" + url.QueryEscape(c.Keys.IMAPPassword) + "@" + c.Dovecot.Addr + "/INBOX"
-	if c.Sink, err = StartSink(filepath.Join(dir, "sent"), c.log.With("component", "sink")); err != nil {
-		return c, err
-	}
 
 	// The replicas, each on an HTTP port of its own and an SMTP address of
 	// its own (127.0.1.N) with one port for all, behind the balancer.
@@ -218,9 +198,39 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if c.Balancer, err = StartBalancer(backends, c.log.With("component", "balancer")); err != nil {
 		return c, err
 	}
+
+	// Redis and Inngest.
+	inn := InngestOptions{Binary: o.Inngest, Dir: filepath.Join(dir, "inngest"), Tick: o.InngestTick, RetryInterval: 2}
+	if o.DevServer {
+		inn.Dev, inn.AppURL = true, c.Balancer.URL+"/api/inngest"
+	} else {
+		if c.Redis, err = StartRedis(ctx, filepath.Join(dir, "redis")); err != nil {
+			return c, err
+		}
+		c.Redis.proc.log = c.log
+		c.log.Info("redis running", "addr", c.Redis.Addr)
+		inn.SigningKey, inn.EventKey = c.Keys.SigningKey, c.Keys.EventKey
+		inn.PostgresURI, inn.RedisURI = c.Postgres.URL("inngest"), c.Redis.URL()
+	}
+	if c.Inngest, err = StartInngest(ctx, inn); err != nil {
+		return c, err
+	}
+	c.Inngest.proc.log = c.log
+	c.log.Info("inngest running", "url", c.Inngest.URL, "dev", o.DevServer)
+
+	// The mailbox and the relay sink.
+	if c.Dovecot, err = dovecot.Start(ctx, dovecot.Options{Dir: filepath.Join(dir, "dovecot"),
+		Users: map[string]string{IMAPUser: c.Keys.IMAPPassword}}); err != nil {
+		return c, err
+	}
+	c.IMAPURL = "imap+insecure://" + IMAPUser + ":" + url.QueryEscape(c.Keys.IMAPPassword) + "@" + c.Dovecot.Addr + "/INBOX"
+	if c.Sink, err = StartSink(filepath.Join(dir, "sent"), c.log.With("component", "sink")); err != nil {
+		return c, err
+	}
+
 	for _, r := range c.Replicas {
 		r.proc = &process{name: fmt.Sprintf("replica %d", r.Index+1), path: o.Ticketd, args: []string{"serve"},
-			dir: dir, env: c.replicaEnv(r), logPath: r.Log}
+			dir: dir, env: c.replicaEnv(r), logPath: r.Log, log: c.log}
 	}
 	for i := range c.Replicas {
 		if err := c.StartReplica(ctx, i); err != nil {
@@ -238,6 +248,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		Recipients: recipients, Replicas: smtpHosts, Port: smtpPort}); err != nil {
 		return c, err
 	}
+	c.Postfix.proc.log = c.log
 	c.log.Info("cluster running", "mx", c.Postfix.Addr, "web", c.Balancer.URL, "replicas", len(c.Replicas))
 	return c, nil
 }
@@ -253,14 +264,17 @@ func (c *Cluster) replicaEnv(r *Replica) []string {
 		"HTTP_LISTEN="+r.HTTPAddr,
 		"SMTP_LISTEN="+r.SMTPAddr,
 		"SMTP_RELAY_URL=smtp://"+c.Sink.Addr,
+		fmt.Sprintf("SMTP_HELO_NAME=replica-%d.cluster.invalid", r.Index+1),
 		"IMAP_URL="+c.IMAPURL,
-		"INNGEST_DEV=",
-		"INNGEST_BASE_URL="+c.Inngest.URL,
-		"INNGEST_EVENT_KEY="+c.Keys.EventKey,
-		"INNGEST_SIGNING_KEY="+c.Keys.SigningKey,
 		"INNGEST_SERVE_HOST="+c.Balancer.URL,
 		"LOG_FORMAT=json",
 	)
+	if c.opt.DevServer {
+		env = append(env, "INNGEST_DEV="+c.Inngest.URL, "INNGEST_BASE_URL=", "INNGEST_EVENT_KEY=", "INNGEST_SIGNING_KEY=")
+	} else {
+		env = append(env, "INNGEST_DEV=", "INNGEST_BASE_URL="+c.Inngest.URL,
+			"INNGEST_EVENT_KEY="+c.Keys.EventKey, "INNGEST_SIGNING_KEY="+c.Keys.SigningKey)
+	}
 	// Settings that would point a replica elsewhere do not pass.
 	for _, k := range []string{"DATABASE_URL_FILE", "TICKETD_SECRET_FILE", "SMTP_RELAY_URL_FILE", "IMAP_URL_FILE",
 		"INNGEST_EVENT_KEY_FILE", "INNGEST_SIGNING_KEY_FILE", "MAILDIR"} {
@@ -354,7 +368,42 @@ func (c *Cluster) Stop() {
 	if c.Postgres != nil {
 		c.Postgres.Stop()
 	}
+	if c.pgLog != nil {
+		c.pgLog.Close()
+	}
 }
+
+// Restarts is how often each part was started again after it exited on its
+// own (as a service manager would), by name; parts that never were are
+// left out.
+func (c *Cluster) Restarts() map[string]int {
+	out := map[string]int{}
+	var procs []*process
+	if c.Redis != nil {
+		procs = append(procs, c.Redis.proc)
+	}
+	if c.Inngest != nil {
+		procs = append(procs, c.Inngest.proc)
+	}
+	if c.Postfix != nil {
+		procs = append(procs, c.Postfix.proc)
+	}
+	for _, r := range c.Replicas {
+		if r.proc != nil {
+			procs = append(procs, r.proc)
+		}
+	}
+	for _, p := range procs {
+		if n := p.restartCount(); n > 0 {
+			out[p.name] = n
+		}
+	}
+	return out
+}
+
+// MailboxLog is the path of Dovecot's log, where every IMAP login and
+// logout of the replicas is.
+func (c *Cluster) MailboxLog() string { return filepath.Join(c.opt.Dir, "dovecot", "dovecot.log") }
 
 // DeliverToMailbox puts raw into the support mailbox as a local delivery
 // agent would: written into the Maildir's tmp, then renamed into new, where

@@ -14,10 +14,15 @@ import (
 	"ticketd/workflows"
 )
 
-// InngestOptions configure the self-hosted Inngest server (`inngest start`).
+// InngestOptions configure the self-hosted Inngest server (`inngest start`),
+// or the dev server.
 type InngestOptions struct {
 	// Binary is the Inngest CLI (bin/inngest); required.
 	Binary string
+	// Dev runs the dev server (`inngest dev`) instead: no keys, state in
+	// its memory, syncing AppURL itself.
+	Dev    bool
+	AppURL string
 	// Dir holds its log (and its SQLite database when PostgresURI is empty).
 	Dir string
 	// SigningKey (hex) and EventKey are the keys the apps use; required.
@@ -49,7 +54,7 @@ func StartInngest(ctx context.Context, o InngestOptions) (*Inngest, error) {
 	if _, err := os.Stat(o.Binary); err != nil {
 		return nil, fmt.Errorf("cluster: the Inngest CLI %s is missing: run `make inngest`: %w", o.Binary, err)
 	}
-	if o.SigningKey == "" || o.EventKey == "" {
+	if !o.Dev && (o.SigningKey == "" || o.EventKey == "") {
 		return nil, fmt.Errorf("cluster: inngest start needs a signing key and an event key")
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
@@ -64,15 +69,26 @@ func StartInngest(ctx context.Context, o InngestOptions) (*Inngest, error) {
 		return nil, err
 	}
 	args := []string{"start", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--connect-gateway-port", strconv.Itoa(gateway),
-		"--signing-key", o.SigningKey, "--event-key", o.EventKey}
-	if o.PostgresURI != "" {
-		args = append(args, "--postgres-uri", o.PostgresURI)
+		"--connect-gateway-port", strconv.Itoa(gateway)}
+	// The keys and the stores' URLs go by its environment, which only its
+	// own user can read, not by arguments anyone may list.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + o.Dir}
+	if o.Dev {
+		args[0] = "dev"
+		args = append(args, "--no-discovery", "--poll-interval", "1")
+		if o.AppURL != "" {
+			args = append(args, "-u", o.AppURL)
+		}
 	} else {
-		args = append(args, "--sqlite-dir", o.Dir)
-	}
-	if o.RedisURI != "" {
-		args = append(args, "--redis-uri", o.RedisURI)
+		env = append(env, "INNGEST_SIGNING_KEY="+o.SigningKey, "INNGEST_EVENT_KEY="+o.EventKey)
+		if o.PostgresURI != "" {
+			env = append(env, "INNGEST_POSTGRES_URI="+o.PostgresURI)
+		} else {
+			args = append(args, "--sqlite-dir", o.Dir)
+		}
+		if o.RedisURI != "" {
+			env = append(env, "INNGEST_REDIS_URI="+o.RedisURI)
+		}
 	}
 	if o.Tick > 0 {
 		args = append(args, "--tick", strconv.Itoa(o.Tick))
@@ -81,10 +97,10 @@ func StartInngest(ctx context.Context, o InngestOptions) (*Inngest, error) {
 		args = append(args, "--retry-interval", strconv.Itoa(o.RetryInterval))
 	}
 	in := &Inngest{URL: "http://127.0.0.1:" + strconv.Itoa(port), opt: o}
-	// The log is JSON lines; the server's environment is not the cluster's
-	// business beyond what it needs to run.
+	// The log is JSON lines. Nothing else of the caller's environment
+	// reaches the server (no INNGEST_DEV, say).
 	in.proc = &process{name: "inngest", path: o.Binary, args: append(args, "--json"), dir: o.Dir,
-		env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + o.Dir}, logPath: filepath.Join(o.Dir, "inngest.log")}
+		env: env, logPath: filepath.Join(o.Dir, "inngest.log")}
 	if err := in.startProc(ctx); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,7 +17,9 @@ import (
 // process is one child server: started in a process group of its own (so a
 // Ctrl-C at the terminal reaches only the cluster, which stops its parts in
 // order), killed with the cluster even when the cluster is killed, its
-// output appended to a log file.
+// output appended to a log file. Like a service under systemd with
+// Restart=always, it is started again a second after it exits on its own
+// (not by stop).
 type process struct {
 	name    string
 	path    string
@@ -24,12 +27,14 @@ type process struct {
 	env     []string
 	dir     string
 	logPath string
-	cred    *syscall.Credential
+	log     *slog.Logger
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // how the last run ended
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	err      error // how the last run ended
+	restarts int   // how often it was started again after exiting on its own
+	stopped  bool  // by stop, until the next start
 }
 
 // start runs the process; it is an error to start it twice.
@@ -39,6 +44,7 @@ func (p *process) start() error {
 	if p.cmd != nil {
 		return fmt.Errorf("cluster: %s is running already", p.name)
 	}
+	p.stopped = false
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("cluster: %s log: %w", p.name, err)
@@ -47,7 +53,7 @@ func (p *process) start() error {
 	cmd.Env = p.env
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("cluster: start %s (%s): %w", p.name, p.path, err)
@@ -58,11 +64,49 @@ func (p *process) start() error {
 		logf.Close()
 		p.mu.Lock()
 		p.err = err
+		unexpected := p.cmd == cmd
+		if unexpected {
+			p.cmd = nil
+		}
 		p.mu.Unlock()
 		close(exited)
+		if unexpected {
+			p.restart(err)
+		}
 	}()
 	p.cmd, p.exited = cmd, exited
 	return nil
+}
+
+// restart starts the process again after it exited on its own.
+func (p *process) restart(how error) {
+	log := p.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Warn("cluster: a part exited on its own; starting it again", "part", p.name, "err", how, "log", p.logPath)
+	time.Sleep(time.Second)
+	p.mu.Lock()
+	stopped := p.cmd != nil || p.stopped
+	p.mu.Unlock()
+	if stopped {
+		return
+	}
+	if err := p.start(); err != nil {
+		log.Error("cluster: could not start a part again", "part", p.name, "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.restarts++
+	p.mu.Unlock()
+}
+
+// restartCount is how often the process was started again after exiting
+// on its own.
+func (p *process) restartCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
 }
 
 // running reports whether the process has been started and not exited.
@@ -89,11 +133,11 @@ func (p *process) exitedCh() <-chan struct{} {
 }
 
 // stop sends sig to the process group, waits up to grace, then kills the
-// group, and waits for the process.
+// group, and waits for the process. It stays stopped until start.
 func (p *process) stop(sig syscall.Signal, grace time.Duration) {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
-	p.cmd = nil
+	p.cmd, p.stopped = nil, true
 	p.mu.Unlock()
 	if cmd == nil {
 		return

@@ -37,11 +37,14 @@ type Sink struct {
 
 // SunkMail is one mail the sink took.
 type SunkMail struct {
-	MessageID  string // as in the header, with its angle brackets
-	From       string // the envelope sender
-	To         []string
-	Subject    string
-	InReplyTo  string
+	MessageID string // as in the header, with its angle brackets
+	From      string // the envelope sender
+	To        []string
+	Subject   string
+	InReplyTo string
+	ReplyTo   string
+	// Helo is the name the sending replica gave in EHLO (SMTP_HELO_NAME).
+	Helo       string
 	ReceivedAt time.Time
 	Size       int
 }
@@ -98,12 +101,13 @@ func (s *Sink) Changed() <-chan struct{} {
 	return s.wait
 }
 
-func (s *Sink) take(from string, to []string, data []byte) error {
-	m := SunkMail{From: from, To: to, ReceivedAt: time.Now(), Size: len(data)}
+func (s *Sink) take(helo, from string, to []string, data []byte) error {
+	m := SunkMail{From: from, To: to, Helo: helo, ReceivedAt: time.Now(), Size: len(data)}
 	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
 		m.MessageID = strings.TrimSpace(msg.Header.Get("Message-Id"))
 		m.Subject = msg.Header.Get("Subject")
 		m.InReplyTo = strings.TrimSpace(msg.Header.Get("In-Reply-To"))
+		m.ReplyTo = strings.TrimSpace(msg.Header.Get("Reply-To"))
 	}
 	// Maildir delivery: write into tmp, then rename into new.
 	var id [8]byte
@@ -126,12 +130,13 @@ func (s *Sink) take(from string, to []string, data []byte) error {
 
 type sinkBackend struct{ s *Sink }
 
-func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &sinkSession{s: b.s}, nil
+func (b sinkBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{s: b.s, conn: c}, nil
 }
 
 type sinkSession struct {
 	s    *Sink
+	conn *smtp.Conn
 	from string
 	to   []string
 }
@@ -151,7 +156,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := ss.s.take(ss.from, ss.to, b); err != nil {
+	if err := ss.s.take(ss.conn.Hostname(), ss.from, ss.to, b); err != nil {
 		ss.s.log.Error("sink", "err", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot file the mail now"}
 	}
