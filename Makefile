@@ -5,7 +5,7 @@ PKGS     := ./...
 # Fuzz targets run briefly in `make test`, each for FUZZTIME.
 FUZZTIME ?= 5s
 
-.PHONY: all build dev test lint vet unit fuzz bench e2e faults inngest deps clean
+.PHONY: all build dev cluster test lint vet unit fuzz bench e2e faults cluster-test inngest deps clean
 
 all: build
 
@@ -21,6 +21,12 @@ $(BIN)/inngest: tools/inngest/go.mod tools/inngest/go.sum
 
 dev: build inngest
 	$(BIN)/ticketd dev
+
+# The production shape on this machine, in the foreground (as root):
+# PostgreSQL, Redis, inngest start, three replicas behind Postfix as the MX
+# and an HTTP balancer, Dovecot, a relay sink. Ctrl-C stops every part.
+cluster: deps build inngest
+	$(BIN)/ticketd cluster
 
 # What the tests need from the machine: PostgreSQL server binaries, Dovecot,
 # Chromium. Installs what is missing (Debian, as root).
@@ -57,3 +63,9 @@ e2e: deps inngest
 # Fault tests, each reporting what it saw (also part of make test).
 faults: deps inngest
 	scripts/faults.sh
+
+# The whole-stack test on the cluster: load through Postfix and the mailbox
+# while a replica is killed and Inngest, Redis and PostgreSQL restart; it
+# prints what it counted (also part of make test).
+cluster-test: deps inngest
+	$(GO) test -count=1 -v -timeout 20m -run 'TestCluster' ./e2e/ 2>&1 | grep -E 'cluster report:|^(--- |FAIL|ok)'
