@@ -57,6 +57,8 @@ func TestNewChecksSettings(t *testing.T) {
 	}{
 		{"event key without signing key", Options{EventKey: "k"}, "needs both INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY"},
 		{"self-hosted without keys", Options{BaseURL: "http://inngest.internal:8288"}, "needs both"},
+		{"self-hosted without its way back", Options{BaseURL: "http://inngest.internal:8288", EventKey: "e",
+			SigningKey: "signkey-prod-00"}, "INNGEST_SERVE_HOST"},
 		{"base URL not absolute", Options{Dev: "1", BaseURL: "localhost:8288"}, "not an absolute URL"},
 		{"no notifier", Options{Dev: "1", Notifier: nil}, "Notifier is required"},
 	} {
@@ -80,7 +82,8 @@ func TestNewChecksSettings(t *testing.T) {
 	if w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, Dev: "0"}); err != nil || w.Configured() {
 		t.Errorf("INNGEST_DEV=0 configures the dev server (%v)", err)
 	}
-	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, BaseURL: "http://inngest.internal:8288", EventKey: "e", SigningKey: "signkey-prod-00"})
+	w, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, BaseURL: "http://inngest.internal:8288", EventKey: "e",
+		SigningKey: "signkey-prod-00", ServeOrigin: "https://desk.example.com"})
 	if err != nil || !w.Configured() {
 		t.Errorf("self-hosted with keys: %v", err)
 	}
