@@ -311,9 +311,6 @@ func (c *Cluster) KillReplica(i int) { c.Replicas[i].proc.stop(syscall.SIGKILL, 
 // StopReplica stops replica i with SIGTERM: it finishes what is in flight.
 func (c *Cluster) StopReplica(i int) { c.Replicas[i].proc.stop(syscall.SIGTERM, 40*time.Second) }
 
-// Running reports whether replica i runs.
-func (r *Replica) Running() bool { return r.proc != nil && r.proc.running() }
-
 // waitRegistered waits until Inngest lists ticketd's functions (a replica
 // registers them when it starts).
 func (c *Cluster) waitRegistered(ctx context.Context) error {

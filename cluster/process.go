@@ -109,22 +109,6 @@ func (p *process) restartCount() int {
 	return p.restarts
 }
 
-// running reports whether the process has been started and not exited.
-func (p *process) running() bool {
-	p.mu.Lock()
-	exited := p.exited
-	p.mu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // exitedCh is closed when the current run ends (nil when not started).
 func (p *process) exitedCh() <-chan struct{} {
 	p.mu.Lock()
@@ -151,16 +135,6 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) {
 	}
 	// The group's other members (a server's children) go with it.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-}
-
-// pid is the running process's id, 0 when it is not running.
-func (p *process) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
 }
 
 // logTail is the end of the process's log.
@@ -238,13 +212,4 @@ func freePortOn(hosts []string) (int, error) {
 		}
 	}
 	return 0, errors.New("cluster: no port free on every replica address")
-}
-
-// dialable reports whether something accepts connections at addr.
-func dialable(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
