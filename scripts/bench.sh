@@ -7,10 +7,15 @@
 #   triage    tickets through the Inngest dev server (rules engine, fake LLM)
 #             vs the engines called directly
 #   delivery  the outbox sender into a local SMTP sink vs a bare SMTP client
+#   pipeline  new mail through Postfix to In-Progress with both mails at the
+#             relay, at steady offered loads, on the cluster (inngest start,
+#             three replicas) vs one replica on the dev server (bench/pipeline;
+#             needs root for Postfix)
 # Raw reports go to $BENCH_OUT (default artifacts/bench); the summary is
 # printed last. Figures are ratios because the machine is shared and noisy.
-# BENCH_INTAKE_ARGS (e.g. "-duration 10s"), BENCH_TRIAGE_N and
-# BENCH_DELIVERY_N size the runs.
+# BENCH_INTAKE_ARGS (e.g. "-duration 10s"), BENCH_TRIAGE_N,
+# BENCH_DELIVERY_N and BENCH_PIPELINE_ARGS (e.g. "-rates 10,50 -duration
+# 30s") size the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-artifacts/bench}
@@ -29,6 +34,13 @@ echo "== triage (go test -bench Triage ./workflows)" >&2
 go test ./workflows -run '^$' -bench Triage -benchtime ${BENCH_TRIAGE_N:-200}x -timeout 30m | tee "$out/triage.txt"
 echo "== delivery (go test -bench SenderDelivery ./outbound)" >&2
 go test ./outbound -run '^$' -bench SenderDelivery -benchtime ${BENCH_DELIVERY_N:-3000}x -timeout 30m | tee "$out/delivery.txt"
+echo "== pipeline (go run ./bench/pipeline)" >&2
+rm -f "$out/pipeline.txt"
+if [ "$(id -u)" = 0 ]; then
+	go run ./bench/pipeline ${BENCH_PIPELINE_ARGS:-} | tee "$out/pipeline.txt"
+else
+	echo "pipeline: skipped (Postfix, the cluster's MX, runs only as root)" >&2
+fi
 
 # metric FILE BENCH-NAME-REGEX UNIT: the value reported before UNIT.
 metric() {
@@ -66,6 +78,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 		rate=$(metric "$out/delivery.txt" "^$w" mails/s)
 		printf '%-40s | %-26s | %-40s | %s\n' "delivery, outbox ${w##*/}" "${rate:--} mails/s" "${bare:--} mails/s (bare go-smtp client)" "$(ratio "$rate" "$bare")"
 	done
+	# Pipeline rows: shape | offered | tickets/s | p50 | p99 | done, the
+	# cluster's against the baseline's at the same offered load.
+	if [ -f "$out/pipeline.txt" ]; then
+		awk -F'|' '
+			/^dev server, 1 replica/ { gsub(/ /, "", $2); base[$2] = $3 + 0 }
+			/^inngest start,/ {
+				off = $2; gsub(/ /, "", off); rate = $3 + 0; p50 = $4; p99 = $5; gsub(/ /, "", p50); gsub(/ /, "", p99)
+				b = base[off]
+				printf "%-40s | %-26s | %-40s | %s\n", "pipeline, " off " offered (cluster)", sprintf("%.1f tickets/s p50 %s p99 %s", rate, p50, p99),
+					sprintf("%.1f tickets/s (1 replica, dev server)", b), (b > 0 ? sprintf("%.2f", rate / b) : "-")
+			}' "$out/pipeline.txt"
+	fi
+	grep -E '^cluster at .*goal' "$out/pipeline.txt" 2>/dev/null || true
 	awk '/^CPU per mail/ { p = 1 } /^peak RSS/ { p = 0 } p && NF' "$out/intake.txt"
 	grep -E '^peak RSS|^goal' "$out/intake.txt" || true
 	grep -E '^Memory:|goal below 200 MB' "$out/intake.txt" || true
