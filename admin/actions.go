@@ -43,16 +43,28 @@ type assignee struct {
 	email string
 }
 
-// assign gives the ticket to the assignee. Admins assign anyone active on
-// the staff; a moderator who sees unassigned tickets may take one for
-// themselves, and nothing else. An address is looked up only for a caller
-// who may assign to it, so that nobody else learns which addresses have
-// accounts.
+// acting is the viewer as tickets.Permit knows them: staff powers only
+// with a password session or an API token, never with a portal link.
+func (s *server) acting(v *viewer) tickets.Acting {
+	return tickets.Acting{User: v.User, Staff: v.staff(), SeeUnassigned: s.opts.ModeratorsSeeUnassigned}
+}
+
+// assign gives the ticket to the assignee, as tickets.Permit allows: admins
+// assign anyone active on the staff; a moderator takes an unassigned ticket
+// they may see, or hands their own back to an admin. An address is looked
+// up only for a caller who may assign to it, so that nobody else learns
+// which addresses have accounts.
 func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id int64, to assignee, reason string) (tickets.Change, error) {
 	var c tickets.Change
 	err := s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
 		assigneeID := to.id
-		if assigneeID == 0 && to.email != "" && (v.admin() || strings.EqualFold(to.email, v.User.Email)) {
+		if !v.staff() {
+			return errForbidden
+		}
+		if assigneeID == 0 && to.email != "" && !v.admin() && !strings.EqualFold(to.email, v.User.Email) {
+			return errForbidden
+		}
+		if assigneeID == 0 && to.email != "" {
 			u, err := tx.UserByEmail(ctx, to.email)
 			if isNotFound(err) {
 				return invalid("Nobody has the address %s.", to.email)
@@ -62,14 +74,17 @@ func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id i
 			}
 			assigneeID = u.ID
 		}
-		switch {
-		case v.admin():
-		case v.staff() && t.AssigneeID == nil && assigneeID == v.User.ID:
-		default:
-			return errForbidden
-		}
 		if assigneeID == 0 {
 			return invalid("Choose whom to assign the ticket to.")
+		}
+		target := tickets.User{ID: assigneeID}
+		if u, err := tx.User(ctx, assigneeID); err == nil {
+			target = u
+		} else if !isNotFound(err) {
+			return err
+		}
+		if err := tickets.Permit(s.acting(v), t, tickets.ActionAssign, &target); err != nil {
+			return err
 		}
 		reason = strings.TrimSpace(reason)
 		if reason == "" {
@@ -85,13 +100,17 @@ func (s *server) assign(ctx context.Context, v *viewer, ch tickets.Channel, id i
 	return c, err
 }
 
-// staffChange makes change to ticket id in the ticket's transaction when the
-// viewer is staff and may see the ticket; anyone else is refused.
-func (s *server) staffChange(ctx context.Context, v *viewer, id int64, change func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error)) (tickets.Change, error) {
+// staffChange makes change to ticket id in the ticket's transaction when
+// tickets.Permit lets the viewer make act on it; a ticket outside the
+// viewer's scope is not found.
+func (s *server) staffChange(ctx context.Context, v *viewer, id int64, act tickets.Action, change func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error)) (tickets.Change, error) {
 	var c tickets.Change
 	err := s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
 		if !v.staff() {
 			return errForbidden
+		}
+		if err := tickets.Permit(s.acting(v), t, act, nil); err != nil {
+			return err
 		}
 		var err error
 		c, err = change(tx, t)
@@ -105,7 +124,7 @@ func (s *server) setStatus(ctx context.Context, v *viewer, ch tickets.Channel, i
 	if err != nil {
 		return tickets.Change{}, invalid("%s", err)
 	}
-	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+	return s.staffChange(ctx, v, id, tickets.ActionStatus, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
 		return tx.SetStatus(ctx, t.ID, to, v.actor(ch))
 	})
 }
@@ -115,7 +134,7 @@ func (s *server) setPriority(ctx context.Context, v *viewer, ch tickets.Channel,
 	if err != nil {
 		return tickets.Change{}, invalid("%s", err)
 	}
-	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+	return s.staffChange(ctx, v, id, tickets.ActionPriority, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
 		return tx.SetPriority(ctx, t.ID, p, v.actor(ch))
 	})
 }
@@ -127,7 +146,7 @@ func (s *server) setNotes(ctx context.Context, v *viewer, ch tickets.Channel, id
 	if utf8.RuneCountInString(notes) > maxNotes {
 		return tickets.Change{}, invalid("Helpful notes may have at most %d characters.", maxNotes)
 	}
-	return s.staffChange(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
+	return s.staffChange(ctx, v, id, tickets.ActionNotes, func(tx *tickets.Store, t tickets.Ticket) (tickets.Change, error) {
 		return tx.SetHelpfulNotes(ctx, t.ID, notes, v.actor(ch))
 	})
 }

@@ -60,13 +60,17 @@ func newEnv(t testing.TB, configure ...func(*admin.Options)) *env {
 	t.Cleanup(e.srv.Close)
 	e.notifier = outbound.NewNotifier(outbound.NotifierOptions{SupportAddress: support, Keys: e.keys,
 		BaseURL: e.srv.URL, TicketLink: admin.TicketLink(e.srv.URL), Logger: log})
-	e.intake = inbound.New(inbound.Options{Pool: pool, Logger: log, SupportAddress: support, Keys: e.keys,
-		Notifier: e.notifier})
-	o := admin.Options{Pool: pool, Logger: log, Notifier: e.notifier, Deliver: e.intake.Deliver, Keys: e.keys,
+	o := admin.Options{Pool: pool, Logger: log, Notifier: e.notifier, Keys: e.keys,
 		BaseURL: e.srv.URL, SupportAddress: support}
+	o.Deliver = func(ctx context.Context, raw []byte, src inbound.Source) (inbound.Result, error) {
+		return e.intake.Deliver(ctx, raw, src)
+	}
 	for _, c := range configure {
 		c(&o)
 	}
+	// Intake follows the web's settings, as main wires them.
+	e.intake = inbound.New(inbound.Options{Pool: pool, Logger: log, SupportAddress: support, Keys: e.keys,
+		Notifier: e.notifier, ModeratorsSeeUnassigned: o.ModeratorsSeeUnassigned})
 	h, err := admin.New(o)
 	if err != nil {
 		t.Fatal(err)

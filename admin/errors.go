@@ -52,6 +52,8 @@ func classify(err error) (status int, code, msg string) {
 		return ue.status, ue.code, ue.msg
 	case errors.Is(err, tickets.ErrNotFound):
 		return http.StatusNotFound, "not_found", "There is no such ticket, or it is not yours to see."
+	case errors.Is(err, tickets.ErrForbidden):
+		return http.StatusForbidden, "forbidden", sentence(tickets.Reason(err))
 	case errors.Is(err, tickets.ErrInvalid):
 		return http.StatusUnprocessableEntity, "invalid", invalidReason(err)
 	case errors.Is(err, tickets.ErrAlreadyReleased):
@@ -81,6 +83,11 @@ func invalidReason(err error) string {
 	if _, after, ok := strings.Cut(msg, tickets.ErrInvalid.Error()+": "); ok {
 		msg = after
 	}
+	return sentence(msg)
+}
+
+// sentence starts msg with a capital letter and ends it with a full stop.
+func sentence(msg string) string {
 	r, size := utf8.DecodeRuneInString(msg)
 	msg = string(unicode.ToUpper(r)) + msg[size:]
 	if !strings.HasSuffix(msg, ".") {

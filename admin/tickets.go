@@ -369,7 +369,8 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	data := TicketPage{Page: s.page(r, t.Subject, "tickets"), Ticket: t, ShowHTML: q.Get("view") == "html",
-		CanAssign: v.admin(), CanTake: !v.admin() && t.AssigneeID == nil, Nonce: newNonce(),
+		CanAssign: v.admin(), CanTake: !v.admin() && t.AssigneeID == nil && tickets.Permit(s.acting(v), t, tickets.ActionAssign, &v.User) == nil,
+		Nonce: newNonce(),
 		Draft: s.takeDraft(r, "body", t.ID), NotesDraft: s.takeDraft(r, "notes", t.ID)}
 	data.RemoteImages = data.ShowHTML && q.Get("images") == "1"
 	base := "/tickets/" + strconv.FormatInt(t.ID, 10)

@@ -197,14 +197,29 @@ func emailOrNobody(s string) string {
 	return s
 }
 
-// apply runs one command on st (a savepoint).
+// apply runs one command on st (a savepoint), when tickets.Permit allows
+// it to the person acting on the ticket as it is now.
 func (p *process) apply(ctx context.Context, st *tickets.Store, ticketID int64, actor *tickets.User, c mailparse.Command) (ReceiptLine, error) {
 	by := tickets.Actor{UserID: &actor.ID, Channel: tickets.ChannelMail}
+	acting := tickets.Acting{User: *actor, Staff: true, SeeUnassigned: p.in.opt.ModeratorsSeeUnassigned}
+	t, err := st.TicketForUpdate(ctx, ticketID)
+	if err != nil {
+		return ReceiptLine{}, err
+	}
+	permit := func(act tickets.Action, to *tickets.User) error {
+		if err := tickets.Permit(acting, t, act, to); err != nil {
+			return refuse("not allowed: %s", tickets.Reason(err))
+		}
+		return nil
+	}
 	switch c.Name {
 	case "status":
 		s, err := tickets.ParseStatus(c.Value)
 		if err != nil {
 			return ReceiptLine{}, refuse("unknown value: %v", err)
+		}
+		if err := permit(tickets.ActionStatus, nil); err != nil {
+			return ReceiptLine{}, err
 		}
 		ch, err := st.SetStatus(ctx, ticketID, s, by)
 		if err != nil {
@@ -216,14 +231,36 @@ func (p *process) apply(ctx context.Context, st *tickets.Store, ticketID int64, 
 		if err != nil {
 			return ReceiptLine{}, refuse("unknown value: %v", err)
 		}
+		if err := permit(tickets.ActionPriority, nil); err != nil {
+			return ReceiptLine{}, err
+		}
 		ch, err := st.SetPriority(ctx, ticketID, pr, by)
 		if err != nil {
 			return ReceiptLine{}, err
 		}
 		return applied(c, ch, same), nil
 	case "assign":
-		return p.assign(ctx, st, ticketID, actor, c)
+		to, err := p.assignee(ctx, st, actor, c.Value)
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		if err := permit(tickets.ActionAssign, to); err != nil {
+			return ReceiptLine{}, err
+		}
+		var ch tickets.Change
+		if to == nil {
+			ch, err = st.Unassign(ctx, ticketID, by)
+		} else {
+			ch, err = st.Assign(ctx, ticketID, to.ID, "assigned by mail by "+actor.Email, by)
+		}
+		if err != nil {
+			return ReceiptLine{}, err
+		}
+		return applied(c, ch, emailOrNobody), nil
 	case "note":
+		if err := permit(tickets.ActionNotes, nil); err != nil {
+			return ReceiptLine{}, err
+		}
 		ch, err := st.SetHelpfulNotes(ctx, ticketID, c.Value, by)
 		if err != nil {
 			return ReceiptLine{}, err
@@ -234,6 +271,9 @@ func (p *process) apply(ctx context.Context, st *tickets.Store, ticketID int64, 
 		if v := strings.ToLower(strings.TrimSpace(c.Value)); v != "none" && v != "-" {
 			skills = tickets.SplitSkills(c.Value)
 		}
+		if err := permit(tickets.ActionSkills, nil); err != nil {
+			return ReceiptLine{}, err
+		}
 		ch, err := st.SetSkills(ctx, ticketID, skills, by)
 		if err != nil {
 			return ReceiptLine{}, err
@@ -243,53 +283,25 @@ func (p *process) apply(ctx context.Context, st *tickets.Store, ticketID int64, 
 	return ReceiptLine{}, refuse("unknown command %q", c.Name)
 }
 
-// assign runs "assign: <email>|me|nobody". Admins may give a ticket to any
-// active moderator or admin, or unassign it; moderators may take it
-// ("me") or, when it is theirs, hand it back to an admin or to nobody.
-func (p *process) assign(ctx context.Context, st *tickets.Store, ticketID int64, actor *tickets.User, c mailparse.Command) (ReceiptLine, error) {
-	by := tickets.Actor{UserID: &actor.ID, Channel: tickets.ChannelMail}
-	t, err := st.TicketForUpdate(ctx, ticketID)
-	if err != nil {
-		return ReceiptLine{}, err
-	}
-	mine := t.AssigneeID != nil && *t.AssigneeID == actor.ID
-	v := strings.ToLower(strings.Trim(strings.TrimSpace(c.Value), "<>"))
+// assignee reads the value of "assign: <email>|me|nobody": the user to
+// assign, nil for nobody.
+func (p *process) assignee(ctx context.Context, st *tickets.Store, actor *tickets.User, value string) (*tickets.User, error) {
+	v := strings.ToLower(strings.Trim(strings.TrimSpace(value), "<>"))
 	switch v {
 	case "nobody", "none", "unassigned", "unassign", "-":
-		if actor.Role != tickets.RoleAdmin && !mine && t.AssigneeID != nil {
-			return ReceiptLine{}, refuse("not allowed for your role: a moderator can hand back only a ticket assigned to them")
-		}
-		ch, err := st.Unassign(ctx, ticketID, by)
-		if err != nil {
-			return ReceiptLine{}, err
-		}
-		return applied(c, ch, emailOrNobody), nil
+		return nil, nil
+	case "me", "myself":
+		return actor, nil
 	}
-	target := actor
-	if v != "me" && v != "myself" {
-		u, err := st.UserByEmail(ctx, v)
-		if errors.Is(err, tickets.ErrNotFound) {
-			return ReceiptLine{}, refuse("unknown value: nobody at ticketd has the address %q", c.Value)
-		}
-		if err != nil {
-			return ReceiptLine{}, err
-		}
-		if !isActiveStaff(&u) {
-			return ReceiptLine{}, refuse("unknown value: %s is not an active moderator or admin", u.Email)
-		}
-		target = &u
+	u, err := st.UserByEmail(ctx, v)
+	if errors.Is(err, tickets.ErrNotFound) {
+		return nil, refuse("unknown value: nobody at ticketd has the address %q", value)
 	}
-	if actor.Role != tickets.RoleAdmin && target.ID != actor.ID {
-		if target.Role != tickets.RoleAdmin {
-			return ReceiptLine{}, refuse("not allowed for your role: a moderator can assign a ticket to themselves (me) or hand it back to an admin")
-		}
-		if !mine {
-			return ReceiptLine{}, refuse("not allowed for your role: a moderator can hand back only a ticket assigned to them")
-		}
-	}
-	ch, err := st.Assign(ctx, ticketID, target.ID, "assigned by mail by "+actor.Email, by)
 	if err != nil {
-		return ReceiptLine{}, err
+		return nil, err
 	}
-	return applied(c, ch, emailOrNobody), nil
+	if !isActiveStaff(&u) {
+		return nil, refuse("unknown value: %s is not an active moderator or admin", u.Email)
+	}
+	return &u, nil
 }

@@ -250,7 +250,7 @@ func TestCommandsApplyOneByOne(t *testing.T) {
 	want := []short{
 		{false, false, "unknown value"},
 		{true, true, ""},
-		{false, false, "not allowed for your role"},
+		{false, false, "not allowed"},
 		{false, false, "unknown value"},
 		{true, true, ""},
 	}
@@ -304,12 +304,13 @@ func TestAssignRules(t *testing.T) {
 		{"admin assigns any moderator", "adm", "mod2@staff.example", "mod2@staff.example", ""},
 		{"admin unassigns", "adm", "nobody", "", ""},
 		{"admin cannot assign a requester", "adm", "ann@example.com", "mod@staff.example", "not an active moderator"},
-		{"moderator takes it", "mod2", "me", "mod2@staff.example", ""},
-		{"moderator cannot give it to another moderator", "mod", "mod2@staff.example", "mod@staff.example", "not allowed for your role"},
+		{"admin takes it", "adm", "me", "admin@staff.example", ""},
+		{"another moderator cannot take it", "mod2", "me", "mod@staff.example", "assigned to someone else"},
+		{"moderator cannot give it to another moderator", "mod", "mod2@staff.example", "mod@staff.example", "only to themselves"},
 		{"assignee hands back to an admin", "mod", "admin@staff.example", "admin@staff.example", ""},
 		{"assignee hands back to nobody", "mod", "unassigned", "", ""},
-		{"another moderator cannot hand it back", "mod2", "admin@staff.example", "mod@staff.example", "not allowed for your role"},
-		{"another moderator cannot unassign", "mod2", "nobody", "mod@staff.example", "not allowed for your role"},
+		{"another moderator cannot hand it back", "mod2", "admin@staff.example", "mod@staff.example", "assigned to someone else"},
+		{"another moderator cannot unassign", "mod2", "nobody", "mod@staff.example", "assigned to someone else"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStaffEnv(t)

@@ -425,10 +425,12 @@ func (p *process) system(ctx context.Context, t *tickets.Ticket, rule string, ki
 func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kind mailparse.Kind, fromUser *tickets.User, tok *replyToken) (Result, error) {
 	d, st := p.d, p.st
 	var auth authority
-	if kind.MayAnswer() {
+	if kind.MayAnswer() && p.d.byMail() {
 		// Commands, and replies sent on as a moderator's, come only
 		// from ordinary mail: an automatic mail could not be answered
-		// with a receipt (RFC 3834 2).
+		// with a receipt (RFC 3834 2). Text written on the portal or
+		// the API is a requester's, whoever is signed in: staff change
+		// tickets on the staff page or with their token.
 		var err error
 		auth, err = p.authorize(ctx, tok, fromUser)
 		if err != nil {
