@@ -92,12 +92,12 @@ func TestCheck(t *testing.T) {
 		enforced string
 	}{
 		{name: "signed and sent from the domain's server",
-			raw: func() []byte { return sign(t, staffMail, "staff.example", "s1", w.staff) },
-			env: mailauth.Envelope{IP: net.ParseIP("127.0.0.10"), Helo: "mx.staff.example", MailFrom: "mod@staff.example"},
+			raw:  func() []byte { return sign(t, staffMail, "staff.example", "s1", w.staff) },
+			env:  mailauth.Envelope{IP: net.ParseIP("127.0.0.10"), Helo: "mx.staff.example", MailFrom: "mod@staff.example"},
 			from: "mod@staff.example", spf: mailauth.Pass, dmarc: mailauth.Pass, policy: "reject", auth: true},
 		{name: "signed, relayed by another server",
-			raw: func() []byte { return sign(t, staffMail, "staff.example", "s1", w.staff) },
-			env: mailauth.Envelope{IP: net.ParseIP("127.0.0.66"), Helo: "relay.example", MailFrom: "bounce@evil.example"},
+			raw:  func() []byte { return sign(t, staffMail, "staff.example", "s1", w.staff) },
+			env:  mailauth.Envelope{IP: net.ParseIP("127.0.0.66"), Helo: "relay.example", MailFrom: "bounce@evil.example"},
 			from: "mod@staff.example", spf: mailauth.Pass, dmarc: mailauth.Pass, policy: "reject", auth: true},
 		{name: "forged From, unsigned, from another server",
 			raw:  func() []byte { return staffMail },
