@@ -2,85 +2,140 @@ package inbound
 
 import (
 	"regexp"
-	"slices"
 	"strings"
+
+	"ticketd/mailauth"
 )
 
-// authFailure reads Authentication-Results header fields (RFC 8601) and
-// reports the first DMARC or DKIM failure for fromDomain stated by one of
-// the trusted authentication servers, as "dmarc=fail (header.from=...)".
-// Fields from other servers are ignored: anybody can write one (RFC 8601
-// 5: a receiver trusts only the authserv-ids it knows, because the border
-// MTA removes copies carrying its own id from arriving mail). A trusted
-// field that reports a pass cannot cancel one that reports a failure.
-func authFailure(fields []string, trusted []string, fromDomain string) string {
-	return failureOf(fields, trusted, fromDomain, "dmarc", "dkim")
-}
-
-// dmarcFailure is authFailure for DMARC alone: the verdict that the From
-// address was forged. (A DKIM signature broken on the way, by a mailing
-// list say, is common in mail that is genuine.)
-func dmarcFailure(fields []string, trusted []string, fromDomain string) string {
-	return failureOf(fields, trusted, fromDomain, "dmarc")
-}
-
-// failureOf reports the first failure by one of methods, as authFailure.
-func failureOf(fields []string, trusted []string, fromDomain string, methods ...string) string {
+// trustedVerdict is the verdict of a mail taken by IMAP: what its
+// Authentication-Results fields (RFC 8601) from the trusted authentication
+// servers report about from's domain; nil when none of them wrote one.
+// Fields of other servers are ignored: anybody can write one (RFC 8601 5:
+// a receiver trusts only the authserv-ids it knows, because the border MTA
+// removes copies carrying its own id from arriving mail). A trusted field
+// that reports a pass cannot cancel one that reports a failure.
+func trustedVerdict(fields []string, trusted []string, from string) *mailauth.Verdict {
 	if len(trusted) == 0 {
-		return ""
+		return nil
 	}
-	fromDomain = strings.ToLower(strings.TrimSuffix(fromDomain, "."))
+	fromDomain := strings.ToLower(strings.TrimSuffix(domainOf(from), "."))
+	var v *mailauth.Verdict
 	for _, f := range fields {
 		id, results := parseAuthResults(f)
 		if id == "" || !containsFold(trusted, id) {
 			continue
 		}
+		if v == nil {
+			v = &mailauth.Verdict{AuthservID: id, SPF: mailauth.SPF{Result: mailauth.None},
+				DMARC: mailauth.DMARC{Result: mailauth.None, From: fromDomain}}
+		}
 		for _, r := range results {
-			if r.result != "fail" || !slices.Contains(methods, r.method) {
-				continue
-			}
-			var domain string
+			res := mailauth.Result(r.result)
 			switch r.method {
-			case "dmarc":
-				// RFC 7489 11.2: DMARC reports header.from, the From
-				// domain it evaluated.
-				domain = r.props["header.from"]
+			case "spf":
+				// RFC 8601 2.7.2: smtp.mailfrom, or smtp.helo.
+				s := mailauth.SPF{Result: res, Domain: domainOf(r.props["smtp.mailfrom"]), Identity: "mailfrom"}
+				if s.Domain == "" {
+					s.Domain, s.Identity = strings.ToLower(r.props["smtp.helo"]), "helo"
+				}
+				if rank(res) > rank(v.SPF.Result) {
+					v.SPF = s
+				}
 			case "dkim":
 				// RFC 8601 2.7.1: header.d is the signing domain,
 				// header.i the agent or user identifier.
-				domain = r.props["header.d"]
-				if domain == "" {
-					if i := r.props["header.i"]; strings.Contains(i, "@") {
-						domain = i[strings.LastIndexByte(i, '@')+1:]
-					}
+				d := strings.ToLower(r.props["header.d"])
+				if d == "" {
+					d = domainOf(r.props["header.i"])
 				}
-			default:
-				continue
-			}
-			// A failure that names no domain is taken to be about the
-			// From domain: refusing is the safe side.
-			if domain == "" || sameOrganization(domain, fromDomain) {
-				s := r.method + "=fail"
-				if domain != "" {
-					s += " for " + strings.ToLower(domain)
+				v.DKIM = append(v.DKIM, mailauth.DKIM{Result: res, Domain: d, Reason: r.props["reason"]})
+			case "dmarc":
+				// RFC 7489 11.2: DMARC reports header.from, the From
+				// domain it evaluated; a result for another
+				// organization's domain is not about this mail's From.
+				if d := r.props["header.from"]; d != "" && !mailauth.Aligned(d, fromDomain, false) {
+					continue
 				}
-				return s + " (reported by " + id + ")"
+				if rank(res) > rank(v.DMARC.Result) {
+					v.DMARC.Result = res
+				}
+				if p := r.props["policy.published-domain-policy"]; p != "" {
+					v.DMARC.Policy = strings.ToLower(p)
+				} else if p := r.policy; p != "" && v.DMARC.Policy == "" {
+					v.DMARC.Policy = p
+				}
 			}
+		}
+	}
+	if v == nil {
+		return nil
+	}
+	for _, d := range v.DKIM {
+		if d.Result == mailauth.Pass && mailauth.Aligned(d.Domain, fromDomain, false) {
+			v.DMARC.DKIMAligned = true
+		}
+	}
+	v.DMARC.SPFAligned = v.SPF.Result == mailauth.Pass && mailauth.Aligned(v.SPF.Domain, fromDomain, false)
+	if v.DMARC.Result == mailauth.Fail && v.DMARC.Policy == "" {
+		v.DMARC.Policy = "none" // a failure implies a record, whatever it asks
+	}
+	return v
+}
+
+// rank orders results so that the worse of two reports stands.
+func rank(r mailauth.Result) int {
+	switch r {
+	case mailauth.Fail:
+		return 6
+	case mailauth.PermError:
+		return 5
+	case mailauth.TempError:
+		return 4
+	case mailauth.SoftFail, mailauth.Neutral:
+		return 3
+	case mailauth.Pass:
+		return 2
+	case mailauth.None:
+		return 1
+	}
+	return 0
+}
+
+// authFailure reports a DMARC failure, or a DKIM failure of a signature
+// for the From domain's organization, as "dmarc=fail for example.com
+// (reported by mx.example.com)"; "" when there is none. It is what refuses
+// mailed commands where authentication is not required
+// (COMMANDS_REQUIRE_AUTH=false). A failure that names no domain is taken
+// to be about the From domain: refusing is the safe side.
+func authFailure(v *mailauth.Verdict) string {
+	if v == nil {
+		return ""
+	}
+	by := " (reported by " + v.AuthservID + ")"
+	if v.DMARC.Result == mailauth.Fail {
+		return "dmarc=fail for " + v.DMARC.From + by
+	}
+	for _, d := range v.DKIM {
+		if d.Result != mailauth.Fail {
+			continue
+		}
+		if d.Domain == "" {
+			return "dkim=fail" + by
+		}
+		if mailauth.Aligned(d.Domain, v.DMARC.From, false) {
+			return "dkim=fail for " + d.Domain + by
 		}
 	}
 	return ""
 }
 
-// sameOrganization reports whether a and b are the same domain or one is
-// a subdomain of the other (RFC 7489 3.1.1 relaxed alignment, without the
-// public suffix list).
-func sameOrganization(a, b string) bool {
-	a = strings.ToLower(strings.TrimSuffix(a, "."))
-	b = strings.ToLower(strings.TrimSuffix(b, "."))
-	if a == "" || b == "" {
-		return false
+// domainOf is the domain of an address (or of "@domain"), lower case; ""
+// when it has none.
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[i+1:])
 	}
-	return a == b || strings.HasSuffix(a, "."+b) || strings.HasSuffix(b, "."+a)
+	return ""
 }
 
 func containsFold(list []string, s string) bool {
@@ -96,7 +151,11 @@ type authResult struct {
 	method string            // lower case: dkim, spf, dmarc, ...
 	result string            // lower case: pass, fail, none, ...
 	props  map[string]string // "header.from" -> "example.com", keys lower case
+	policy string            // dmarc: the p= a comment names, "(p=reject dis=none)", as many servers write it
 }
+
+// commentPolicy finds the policy in a DMARC result's comment.
+var commentPolicy = regexp.MustCompile(`(?i)\(\s*p=(none|quarantine|reject)\b`)
 
 // authPair matches "name = value" inside one resinfo; names may carry a
 // version (RFC 8601 2.2: method [ "/" method-version ]) or be ptype.property.
@@ -109,6 +168,12 @@ var authPair = regexp.MustCompile(`([A-Za-z0-9_.-]+(?:\s*/\s*[0-9]+)?)\s*=\s*("(
 //	                 [ CFWS authres-version ] ( no-result / 1*resinfo ) [CFWS] CRLF
 //	resinfo        = [CFWS] ";" methodspec [ CFWS reasonspec ] [ CFWS 1*propspec ]
 func parseAuthResults(v string) (authservID string, results []authResult) {
+	policies := map[int]string{}
+	for i, part := range splitUnquoted(v, ';') {
+		if m := commentPolicy.FindStringSubmatch(part); m != nil {
+			policies[i] = strings.ToLower(m[1])
+		}
+	}
 	parts := splitUnquoted(stripComments(v), ';')
 	if len(parts) == 0 {
 		return "", nil
@@ -118,7 +183,7 @@ func parseAuthResults(v string) (authservID string, results []authResult) {
 		return "", nil
 	}
 	authservID = strings.ToLower(strings.Trim(head[0], `"`))
-	for _, p := range parts[1:] {
+	for i, p := range parts[1:] {
 		pairs := authPair.FindAllStringSubmatch(p, -1)
 		if len(pairs) == 0 {
 			continue // "none": no result
@@ -127,7 +192,7 @@ func parseAuthResults(v string) (authservID string, results []authResult) {
 		if i := strings.IndexByte(method, '/'); i >= 0 {
 			method = method[:i]
 		}
-		r := authResult{method: method, result: strings.ToLower(unquote(pairs[0][2])), props: map[string]string{}}
+		r := authResult{method: method, result: strings.ToLower(unquote(pairs[0][2])), props: map[string]string{}, policy: policies[i+1]}
 		for _, kv := range pairs[1:] {
 			k := strings.ToLower(kv[1])
 			if _, ok := r.props[k]; !ok {

@@ -23,7 +23,7 @@ func TestAuthFailure(t *testing.T) {
 		{"dmarc fail", []string{"mx.ticketd.test; dmarc=fail (p=reject dis=none) header.from=example.com"},
 			"dmarc=fail for example.com (reported by mx.ticketd.test)"},
 		{"dmarc fail for a subdomain of the From domain", []string{"mx.ticketd.test; dmarc=fail header.from=mail.example.com"},
-			"dmarc=fail for mail.example.com (reported by mx.ticketd.test)"},
+			"dmarc=fail for example.com (reported by mx.ticketd.test)"},
 		{"dmarc fail for another domain", []string{"mx.ticketd.test; dmarc=fail header.from=other.example"}, ""},
 		{"dkim fail by header.i", []string{"mx.ticketd.test 1; dkim=fail reason=\"signature did not verify\" header.i=@example.com"},
 			"dkim=fail for example.com (reported by mx.ticketd.test)"},
@@ -39,12 +39,12 @@ func TestAuthFailure(t *testing.T) {
 		{"garbage", []string{";;;==(((\"", "", "mx.ticketd.test"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := authFailure(tc.fields, trusted, "example.com"); got != tc.want {
+			if got := authFailure(trustedVerdict(tc.fields, trusted, "ann@example.com")); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
-	if got := authFailure([]string{"mx.ticketd.test; dmarc=fail header.from=example.com"}, nil, "example.com"); got != "" {
+	if got := authFailure(trustedVerdict([]string{"mx.ticketd.test; dmarc=fail header.from=example.com"}, nil, "ann@example.com")); got != "" {
 		t.Errorf("with no trusted servers: %q", got)
 	}
 }
@@ -80,7 +80,9 @@ func TestDecide(t *testing.T) {
 		{"expired", expired, mod, mod, "", out{true, false, "mod@staff.example", refuseExpired}},
 		{"tampered", bad, nil, mod, "", out{true, false, "mod@staff.example", refuseBadToken}},
 		{"tampered from a stranger", bad, nil, nil, "", out{}},
-		{"dmarc", valid(mod), mod, mod, "dmarc=fail", out{true, false, "mod@staff.example", refuseAuthFailure + " (dmarc=fail)"}},
+		{"dmarc", valid(mod), mod, mod, refuseAuthFailure + " (dmarc=fail)", out{true, false, "mod@staff.example", refuseAuthFailure + " (dmarc=fail)"}},
+		{"not authenticated", valid(mod), mod, mod, refuseNotAuth, out{true, false, "mod@staff.example", refuseNotAuth}},
+		{"a forged From is refused whatever DNS says", valid(mod), mod, nil, deferRefusal, out{true, false, "mod@staff.example", refuseMismatch}},
 		{"requester's own token", valid(req), req, req, "", out{}},
 		{"staff From on the requester's token", valid(req), req, mod, "", out{true, false, "mod@staff.example", refuseOtherPerson}},
 		{"inactive staff is nobody's authority", valid(gone), gone, gone, "", out{}},
@@ -130,11 +132,11 @@ func FuzzAuthFailure(f *testing.F) {
 		f.Add(s, "example.com")
 	}
 	f.Fuzz(func(t *testing.T, field, domain string) {
-		got := authFailure([]string{field}, []string{"mx.ticketd.test"}, domain)
+		got := authFailure(trustedVerdict([]string{field}, []string{"mx.ticketd.test"}, "a@"+domain))
 		if got != "" && !strings.Contains(got, "=fail") {
 			t.Errorf("authFailure(%q) = %q", field, got)
 		}
-		if authFailure([]string{field}, nil, domain) != "" {
+		if authFailure(trustedVerdict([]string{field}, nil, "a@"+domain)) != "" {
 			t.Error("a failure with no trusted server")
 		}
 	})

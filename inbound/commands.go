@@ -29,6 +29,9 @@ type authority struct {
 	// commands were refused; nil tells nobody.
 	user    *tickets.User
 	refusal string
+	// deferred: all would be well, but DNS did not answer whether the
+	// From is authenticated.
+	deferred bool
 }
 
 // Reasons a staff member's commands are refused, as the receipt says them.
@@ -39,6 +42,8 @@ const (
 	refuseOtherPerson = "token for another person: the reply address was made for someone else"
 	refuseMismatch    = "sender mismatch: the From address is not the person the reply address was made for"
 	refuseAuthFailure = "DMARC failure: the From address could not be verified"
+	refuseNotAuth     = "the From address is not authenticated: commands need DMARC to pass, or where the domain publishes no DMARC record an aligned DKIM signature or SPF pass"
+	refuseTemporary   = "the From address could not be verified: DNS did not answer (temperror); send it again later"
 )
 
 func isActiveStaff(u *tickets.User) bool {
@@ -72,10 +77,51 @@ func (p *process) authorize(ctx context.Context, tok *replyToken, fromUser *tick
 		// good for threading and storing, and prove nobody.
 		fromUser = nil
 	}
-	fromDomain := p.d.sender.Address[strings.LastIndexByte(p.d.sender.Address, '@')+1:]
-	fail := authFailure(p.d.m.AuthenticationResults, p.in.opt.TrustedAuthServers, fromDomain)
-	return decide(tok, tokUser, fromUser, fail), nil
+	a := decide(tok, tokUser, fromUser, p.senderRefusal())
+	if a.deferred {
+		if p.d.src.Kind == "smtp" {
+			// Commands wait for DNS: the mail is answered 451 and
+			// nothing is stored, so the sending server offers it
+			// again and nothing is lost (RFC 7208 8.6 and RFC 7489
+			// 6.6.2 ask a temporary failure for a temperror).
+			// Keeping the mail and running its commands later would
+			// need the same checks then, with the connection's
+			// address and DNS as they were, and would apply
+			// commands out of order with the mail; the sending
+			// server's queue is the retry that already exists.
+			return authority{}, fmt.Errorf("%w: %s", ErrDeferred, p.d.verdict.Summary())
+		}
+		// A mail taken by IMAP cannot be checked again: its trusted
+		// server's verdict is in it for good.
+		a.ok, a.refusal = false, refuseTemporary
+	}
+	return a, nil
 }
+
+// senderRefusal says why the sender checks refuse a staff member's mail:
+// "" when its From is authenticated (or, with
+// AllowUnauthenticatedCommands, when nothing reports a DMARC or DKIM
+// failure), deferRefusal while DNS did not answer.
+func (p *process) senderRefusal() string {
+	v := p.d.verdict
+	switch {
+	case p.in.opt.AllowUnauthenticatedCommands:
+		if fail := authFailure(v); fail != "" {
+			return refuseAuthFailure + " (" + fail + ")"
+		}
+		return ""
+	case v.Authenticated():
+		return ""
+	case v.Temporary():
+		return deferRefusal
+	case v == nil:
+		return refuseNotAuth + " (no SPF, DKIM or DMARC result for this mail)"
+	}
+	return refuseNotAuth + " (" + v.Summary() + ")"
+}
+
+// deferRefusal is senderRefusal's answer while DNS did not answer.
+const deferRefusal = "\x00defer"
 
 // decide applies the rule of DESIGN.md: commands need BOTH a valid,
 // unexpired reply address made for an active moderator or admin AND a
@@ -111,8 +157,12 @@ func decide(tok *replyToken, tokUser, fromUser *tickets.User, authFail string) a
 	default:
 		a.refusal = refuseMismatch
 	}
+	if a.refusal == "" && authFail == deferRefusal {
+		a.deferred = true
+		return a
+	}
 	if a.refusal == "" && authFail != "" {
-		a.refusal = refuseAuthFailure + " (" + authFail + ")"
+		a.refusal = authFail
 	}
 	a.ok = a.refusal == ""
 	return a
@@ -144,11 +194,11 @@ func (p *process) applyCommands(ctx context.Context, ticketID int64, actor *tick
 			lines = append(lines, line)
 			continue
 		case errors.As(err, &r):
-			lines = append(lines, refused(c, r.reason))
+			lines = append(lines, refusedLine(c, r.reason))
 		case errors.Is(err, tickets.ErrInvalid):
-			lines = append(lines, refused(c, strings.TrimPrefix(err.Error(), tickets.ErrInvalid.Error()+": ")))
+			lines = append(lines, refusedLine(c, strings.TrimPrefix(err.Error(), tickets.ErrInvalid.Error()+": ")))
 		case unstorable(err):
-			lines = append(lines, refused(c, "the value cannot be stored (it is too long, or not text)"))
+			lines = append(lines, refusedLine(c, "the value cannot be stored (it is too long, or not text)"))
 		default:
 			_ = sp.Rollback(ctx)
 			return nil, fmt.Errorf("apply command %q: %w", c.Line, err)
@@ -169,7 +219,7 @@ func unstorable(err error) bool {
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
 }
 
-func refused(c mailparse.Command, reason string) ReceiptLine {
+func refusedLine(c mailparse.Command, reason string) ReceiptLine {
 	return ReceiptLine{Command: c.Line, Reason: reason}
 }
 

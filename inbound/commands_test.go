@@ -62,7 +62,8 @@ func (s *staffEnv) snapshot() snapshot {
 
 func TestCommandSecurity(t *testing.T) {
 	hour := time.Now().Add(time.Hour)
-	const dmarcFail = "Authentication-Results: mx.ticketd.test; dkim=pass header.d=staff.example; dmarc=fail (p=reject) header.from=staff.example"
+	// p=none: a failure under p=reject or quarantine reaches no ticket.
+	const dmarcFail = "Authentication-Results: mx.ticketd.test; dkim=pass header.d=staff.example; dmarc=fail (p=none) header.from=staff.example"
 	for _, tc := range []struct {
 		name string
 		// from and to build the mail; token(s) picks the reply address.
@@ -70,48 +71,51 @@ func TestCommandSecurity(t *testing.T) {
 		to      func(s *staffEnv) string
 		headers []string
 		// wantTold is who gets the receipt ("" nobody), wantReason a
-		// part of the refusal.
-		wantTold, wantReason string
+		// part of the refusal; wantHeld a part of why the mail is held
+		// ("" when it is a requester's reply).
+		wantTold, wantReason, wantHeld string
+		// imap: the mail came from a mailbox behind a trusted server.
+		imap bool
 	}{
 		{name: "forged From on the moderator's reply address",
 			from:     func(s *staffEnv) string { return "Mallory <mallory@evil.example>" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
-			wantTold: "mod@staff.example", wantReason: "sender mismatch"},
+			wantTold: "mod@staff.example", wantReason: "not a participant: Mallory <mallory@evil.example>", wantHeld: "not a participant"},
 		{name: "no readable From, the moderator's address in Sender",
 			from:     func(s *staffEnv) string { return "mallory at evil" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
 			headers:  []string{"Sender: mod@staff.example"},
-			wantTold: "mod@staff.example", wantReason: "sender mismatch"},
+			wantTold: "mod@staff.example", wantReason: "no readable From", wantHeld: "not a participant"},
 		{name: "the moderator's From without a reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return support },
-			wantTold: "mod@staff.example", wantReason: "not sent to your signed reply address"},
+			wantTold: "mod@staff.example", wantReason: "not sent to your signed reply address", wantHeld: "commands refused"},
 		{name: "another moderator's reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod2.ID, hour) },
-			wantTold: "mod2@staff.example", wantReason: "token for another person"},
+			wantTold: "mod2@staff.example", wantReason: "token for another person", wantHeld: "commands refused"},
 		{name: "expired reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, time.Now().Add(-time.Minute)) },
-			wantTold: "mod@staff.example", wantReason: "token expired"},
+			wantTold: "mod@staff.example", wantReason: "token expired", wantHeld: "commands refused"},
 		{name: "tampered reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return tamper(s.replyAddress(s.ticket, s.mod.ID, hour)) },
-			wantTold: "mod@staff.example", wantReason: "not valid"},
+			wantTold: "mod@staff.example", wantReason: "not valid", wantHeld: "commands refused"},
 		{name: "DMARC failure reported by a trusted server",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
-			headers:  []string{dmarcFail},
-			wantTold: "mod@staff.example", wantReason: "DMARC failure"},
+			headers:  []string{dmarcFail}, imap: true,
+			wantTold: "mod@staff.example", wantReason: "DMARC failure", wantHeld: "commands refused"},
 		{name: "DKIM failure for the From domain reported by a trusted server",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.mod.ID, hour) },
-			headers:  []string{"Authentication-Results: mx.ticketd.test; dkim=fail reason=\"bad signature\" header.d=staff.example"},
-			wantTold: "mod@staff.example", wantReason: "dkim=fail"},
+			headers:  []string{"Authentication-Results: mx.ticketd.test; dkim=fail reason=\"bad signature\" header.d=staff.example"}, imap: true,
+			wantTold: "mod@staff.example", wantReason: "dkim=fail", wantHeld: "commands refused"},
 		{name: "the moderator's From on the requester's reply address",
 			from:     func(s *staffEnv) string { return "mod@staff.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.req.ID, hour) },
-			wantTold: "mod@staff.example", wantReason: "token for another person"},
+			wantTold: "mod@staff.example", wantReason: "token for another person", wantHeld: "commands refused"},
 		{name: "the requester's own command lines are text",
 			from:     func(s *staffEnv) string { return "ann@example.com" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.req.ID, hour) },
@@ -119,14 +123,18 @@ func TestCommandSecurity(t *testing.T) {
 		{name: "a stranger on the requester's reply address",
 			from:     func(s *staffEnv) string { return "mallory@evil.example" },
 			to:       func(s *staffEnv) string { return s.replyAddress(s.ticket, s.req.ID, hour) },
-			wantTold: ""},
+			wantTold: "", wantHeld: "not a participant: <mallory@evil.example>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStaffEnv(t)
 			before := s.snapshot()
 			raw := mail{From: tc.from(s), To: tc.to(s), InReplyTo: s.opening, Headers: tc.headers,
 				Body: "status: completed\npriority: high\n\nThis is fixed now."}.bytes()
-			r := s.deliver(raw, inbound.Source{Kind: "smtp", MailFrom: "someone@example.org", RcptTo: []string{tc.to(s)}})
+			src := inbound.Source{Kind: "smtp", MailFrom: "someone@example.org", RcptTo: []string{tc.to(s)}}
+			if tc.imap {
+				src = inbound.Source{Kind: "imap", Mailbox: "support/INBOX", UID: 7}
+			}
+			r := s.deliver(raw, src)
 			if r.TicketID != s.ticket {
 				t.Fatalf("threaded to %d, want %d", r.TicketID, s.ticket)
 			}
@@ -157,14 +165,20 @@ func TestCommandSecurity(t *testing.T) {
 					t.Errorf("a refused mail was sent to the requester as a staff reply: %+v", q)
 				}
 			}
-			// The mail itself is kept, command lines and all, as an
-			// ordinary reply that the assignee hears about.
+			// The mail itself is kept, command lines and all: a
+			// requester's as an ordinary reply that the assignee hears
+			// about, anything else held for staff, unseen by the
+			// requester and sent on to nobody.
 			m := s.message(r.MessageID)
 			if !strings.HasPrefix(m.ReplyText, "status: completed") || m.Kind != tickets.KindReply {
 				t.Errorf("message kind %s reply %q", m.Kind, m.ReplyText)
 			}
-			if n := s.count(`SELECT count(*) FROM event_outbox WHERE name = 'ticket.replied'`); n != 1 {
-				t.Errorf("%d ticket.replied events", n)
+			replied := s.count(`SELECT count(*) FROM event_outbox WHERE name = 'ticket.replied'`)
+			switch {
+			case tc.wantHeld == "" && (m.Held != "" || m.Internal || replied != 1):
+				t.Errorf("a requester's reply: held %q, internal %v, %d ticket.replied events", m.Held, m.Internal, replied)
+			case tc.wantHeld != "" && (!strings.Contains(m.Held, tc.wantHeld) || !m.Internal || replied != 0):
+				t.Errorf("held %q, internal %v, %d ticket.replied events; want held for %q", m.Held, m.Internal, replied, tc.wantHeld)
 			}
 		})
 	}

@@ -72,7 +72,8 @@ func assignedWithNotifier(t *testing.T) (*env, tickets.User, inbound.Result) {
 // TestWithOutboundNotifier runs a moderator's mailed reply with commands
 // through the real Notifier: the requester gets the moderator's text in
 // the ticket's thread, the moderator gets the receipt, and a forged copy
-// of the same mail reaches nobody but the moderator.
+// of the same mail reaches nobody but the moderator, who is told who used
+// their reply address.
 func TestWithOutboundNotifier(t *testing.T) {
 	e, mod, open := assignedWithNotifier(t)
 	replyTo := e.replyAddress(open.TicketID, mod.ID, time.Now().Add(time.Hour))
@@ -103,7 +104,7 @@ func TestWithOutboundNotifier(t *testing.T) {
 		t.Fatalf("queued %q, want %q", kinds, want)
 	}
 	forged, reply, receipt := out[0].msg, out[1].msg, out[2].msg
-	if !strings.Contains(forged.Text, "sender mismatch") {
+	if !strings.Contains(forged.Text, "Someone else, <mallory@evil.example>, wrote to your reply address") {
 		t.Errorf("forged receipt does not say why:\n%s", forged.Text)
 	}
 	if !strings.Contains(reply.Text, "All fixed, Ann: the toner was empty.") || strings.Contains(reply.Text, "status: completed") {

@@ -89,6 +89,18 @@ func (p *process) run(ctx context.Context) (Result, error) {
 		// a ticket, never answered (RFC 3834 2: avoid mail loops).
 		return p.quarantine(ctx, d.m.Auto.Kind, "sent from ticketd's own address "+d.sender.Address+" (a mail loop)")
 	}
+	if v := d.verdict; v != nil && (v.DMARC.MultipleFrom || v.Enforced() != "") {
+		// RFC 7489 6.6.1 and 6.3: a mail whose author cannot be told,
+		// or whose From domain asks that mail failing DMARC be
+		// rejected or quarantined, opens nothing and reaches no
+		// ticket; an admin may read it in the quarantine.
+		reason := "the From address " + d.sender.Address + " fails DMARC, and " + v.DMARC.From +
+			" asks that such mail be " + map[string]string{"reject": "rejected", "quarantine": "quarantined"}[v.Enforced()]
+		if v.DMARC.MultipleFrom {
+			reason = "the mail names more than one From address (RFC 5322 3.6.2): whose it is cannot be told"
+		}
+		return p.quarantine(ctx, d.m.Auto.Kind, reason+" ("+v.Summary()+")")
+	}
 	t, rule, tok, err := p.thread(ctx)
 	if err != nil {
 		return Result{}, err
@@ -252,8 +264,8 @@ func (p *process) message(ticketID int64, kind tickets.MessageKind, author *int6
 		Refs:         cleanAll(m.References),
 		FromAddress:  p.d.sender.Address,
 		FromName:     p.d.sender.Name,
-		ToAddresses:  addresses(m.To),
-		CcAddresses:  addresses(m.Cc),
+		ToAddresses:  p.in.public(addresses(m.To)),
+		CcAddresses:  p.in.public(addresses(m.Cc)),
 		Subject:      clean(m.Subject),
 		TextBody:     clean(m.Text),
 		HTMLBody:     clean(m.HTML),
@@ -323,14 +335,13 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		autoKind = string(kind)
 	}
 	nt := tickets.NewTicket{Subject: subject, Description: clean(openingText(d.m)), RequesterID: requester.ID, AutoKind: autoKind}
-	if d.senderIsFrom() {
-		domain := d.sender.Address[strings.LastIndexByte(d.sender.Address, '@')+1:]
-		if fail := dmarcFailure(d.m.AuthenticationResults, p.in.opt.TrustedAuthServers, domain); fail != "" {
-			// Whoever forged the From would have ticketd mail its text
-			// to that address: no automatic mail goes there.
-			nt.RequesterUnverified = true
-			p.note("requester_unverified", fail+": no automatic mail is sent to the requester")
-		}
+	if v := d.verdict; d.senderIsFrom() && v.Failed() {
+		// The From fails DMARC of a domain that asks nothing of such
+		// mail (p=none): whoever forged it would have ticketd mail its
+		// text to that address, so no automatic mail goes there.
+		nt.RequesterUnverified = true
+		p.note("requester_unverified", "dmarc=fail for "+v.DMARC.From+" (reported by "+v.AuthservID+
+			"): no automatic mail is sent to the requester")
 	}
 	if linked != nil {
 		nt.LinkedTicketID = &linked.ID
@@ -424,6 +435,11 @@ func (p *process) system(ctx context.Context, t *tickets.Ticket, rule string, ki
 // reply from the requester or another person.
 func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kind mailparse.Kind, fromUser *tickets.User, tok *replyToken) (Result, error) {
 	d, st := p.d, p.st
+	if who, ok, err := p.stranger(ctx, t, rule, tok, fromUser); err != nil {
+		return Result{}, err
+	} else if ok {
+		return p.hold(ctx, t, rule, kind, fromUser, tok, heldStranger+who)
+	}
 	var auth authority
 	if kind.MayAnswer() && p.d.byMail() {
 		// Commands, and replies sent on as a moderator's, come only
@@ -440,25 +456,22 @@ func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kin
 	if auth.ok {
 		return p.staffReply(ctx, t, rule, auth.user)
 	}
+	if auth.attempt {
+		// A mail about a staff member's powers that does not prove
+		// them: its text may be anybody's, so the requester never sees
+		// it unless staff release it.
+		return p.hold(ctx, t, rule, kind, fromUser, nil, heldRefused+auth.refusal, auth)
+	}
 
-	author := fromUser
-	if author == nil {
-		u, err := st.EnsureRequester(ctx, d.sender.Address, d.sender.Name)
-		if err != nil {
-			return Result{}, err
-		}
-		author = &u
+	author, err := p.author(ctx, fromUser)
+	if err != nil {
+		return Result{}, err
 	}
 	res := Result{TicketID: t.ID, Rule: rule}
-	if t.Status == tickets.StatusCompleted {
-		switch {
-		case kind != mailparse.KindNone:
-			p.tr.add(StepReopened, fmt.Sprintf("ticket #%d stays Completed: %s mail does not reopen a ticket", t.ID, kind))
-		case auth.attempt:
-			p.tr.add(StepReopened, fmt.Sprintf("ticket #%d stays Completed: staff reopen with a command, and this one's commands were refused", t.ID))
-		}
+	if t.Status == tickets.StatusCompleted && kind != mailparse.KindNone {
+		p.tr.add(StepReopened, fmt.Sprintf("ticket #%d stays Completed: %s mail does not reopen a ticket", t.ID, kind))
 	}
-	if t.Status == tickets.StatusCompleted && kind == mailparse.KindNone && !auth.attempt {
+	if t.Status == tickets.StatusCompleted && kind == mailparse.KindNone {
 		reopen, err := p.mayReopen(ctx, t, author)
 		if err != nil {
 			return Result{}, err
@@ -498,14 +511,8 @@ func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kin
 	switch n := len(d.m.Commands); {
 	case !kind.MayAnswer() && n > 0:
 		p.tr.add(StepCommands, fmt.Sprintf("%d command lines ignored: automatic mail runs no commands", n))
-	case auth.attempt && n > 0:
-		f := []tickets.TraceField{kv("refusal", auth.refusal)}
-		for _, c := range d.m.Commands {
-			f = append(f, commandField(c.Line, "refused: "+auth.refusal))
-		}
-		p.tr.add(StepCommands, fmt.Sprintf("%d refused: %s", n, auth.refusal), f...)
-	case auth.attempt:
-		p.tr.add(StepCommands, "none; kept as a reply, not sent on as a staff member's: "+auth.refusal, kv("refusal", auth.refusal))
+	case !d.byMail() && n > 0:
+		p.tr.add(StepCommands, fmt.Sprintf("%d lines that look like commands kept as text: written on the %s, as a requester", n, d.src.Kind))
 	case n > 0:
 		p.tr.add(StepCommands, fmt.Sprintf("%d lines that look like commands kept as text: the sender is not staff", n))
 	}
@@ -514,16 +521,118 @@ func (p *process) reply(ctx context.Context, t *tickets.Ticket, rule string, kin
 		repliedEvent{TicketID: t.ID, MessageID: msg.ID, AuthorID: &author.ID}); err != nil {
 		return Result{}, err
 	}
-	if auth.attempt && len(d.m.Commands) > 0 {
-		var lines []ReceiptLine
-		for _, c := range d.m.Commands {
-			lines = append(lines, refused(c, auth.refusal))
+	return res, nil
+}
+
+// author is the user a reply is stored under: the sender as ticketd knows
+// them, or a new requester.
+func (p *process) author(ctx context.Context, fromUser *tickets.User) (*tickets.User, error) {
+	if fromUser != nil {
+		return fromUser, nil
+	}
+	u, err := p.st.EnsureRequester(ctx, p.d.sender.Address, p.d.sender.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// Why a message is held (tickets.Message.Held).
+const (
+	heldStranger = "not a participant: "
+	heldRefused  = "commands refused: "
+)
+
+// stranger reports whether a mail that joined t by its reply address or by
+// its header comes from someone who is not on the ticket: not its
+// requester, a person copied, its assignee, the owner of the reply
+// address, nor staff whose scope covers it. who names the sender. A mail
+// whose From cannot be read proves nobody, and is a stranger's.
+func (p *process) stranger(ctx context.Context, t *tickets.Ticket, rule string, tok *replyToken, fromUser *tickets.User) (who string, ok bool, err error) {
+	d := p.d
+	if !answersThread(rule) || !d.byMail() {
+		return "", false, nil // a subject tag counts only from people on the ticket already
+	}
+	who = addressText(mailparse.Address{Name: d.sender.Name, Address: d.sender.Address})
+	if !d.senderIsFrom() {
+		return who + " (no readable From; taken from " + fallbackName(d) + ")", true, nil
+	}
+	if fromUser != nil {
+		if tok.authentic() && tok.claims.UserID == fromUser.ID {
+			return "", false, nil
 		}
-		if err := p.receipt(ctx, t.ID, msg.ID, auth.user, lines); err != nil {
-			return Result{}, err
+		if isActiveStaff(fromUser) && tickets.ScopeFor(*fromUser, p.in.opt.ModeratorsSeeUnassigned).Covers(*t) {
+			return "", false, nil
 		}
 	}
-	return res, nil
+	on, err := p.st.IsParticipant(ctx, t.ID, d.sender.Address)
+	return who, !on, err
+}
+
+// fallbackName says which field gave the sender of a mail without a
+// readable From.
+func fallbackName(d *delivery) string {
+	switch a := d.sender.Address; {
+	case a == tickets.NormalizeEmail(d.m.Sender.Address):
+		return "Sender"
+	case a == tickets.NormalizeEmail(d.src.MailFrom):
+		return "the envelope"
+	}
+	return "Reply-To or Return-Path"
+}
+
+// hold stores a mail on its ticket as an internal message held for staff:
+// it runs no command, reopens nothing, is sent on to nobody, and the
+// requester sees it only once staff release it. The owner of the reply
+// address it came to, or the staff member it concerns (refused), is told.
+func (p *process) hold(ctx context.Context, t *tickets.Ticket, rule string, kind mailparse.Kind, fromUser *tickets.User, tok *replyToken, reason string, refused ...authority) (Result, error) {
+	d := p.d
+	author, err := p.author(ctx, fromUser)
+	if err != nil {
+		return Result{}, err
+	}
+	m := p.message(t.ID, tickets.KindReply, &author.ID, rule, kind, d.m.Reply)
+	m.Held = clean(reason)
+	msg, err := p.insert(ctx, m)
+	if err != nil {
+		return Result{}, err
+	}
+	var lines []ReceiptLine
+	for _, c := range d.m.Commands {
+		lines = append(lines, refusedLine(c, reason))
+	}
+	f := []tickets.TraceField{kv("held", reason)}
+	for _, c := range d.m.Commands {
+		f = append(f, commandField(c.Line, "refused: "+reason))
+	}
+	p.tr.add(StepCommands, fmt.Sprintf("%d command lines ran nothing: %s", len(d.m.Commands), reason), f...)
+	p.stored(msg, fmt.Sprintf("message #%d on ticket #%d from %s, held for staff to release: %s", msg.ID, t.ID, author.Email, reason),
+		"the new part of the mail")
+	if len(refused) > 0 {
+		if len(lines) > 0 {
+			return Result{TicketID: t.ID, MessageID: msg.ID, Rule: rule}, p.receipt(ctx, t.ID, msg.ID, refused[0].user, lines)
+		}
+		return Result{TicketID: t.ID, MessageID: msg.ID, Rule: rule}, nil
+	}
+	// Someone else wrote to a staff member's reply address: its owner
+	// hears of it, and of who.
+	if tok.authentic() && rule == RuleReplyAddress {
+		owner, err := p.st.User(ctx, tok.claims.UserID)
+		if err != nil && !errors.Is(err, tickets.ErrNotFound) {
+			return Result{}, err
+		}
+		if err == nil && isActiveStaff(&owner) {
+			p.writesElsewhere()
+			key := fmt.Sprintf("reply-address-used:%d", msg.ID)
+			p.tr.dedupe = append(p.tr.dedupe, key)
+			p.tr.annotate(StepCommands, kv("told", owner.Email+", whose reply address it was"))
+			who := strings.TrimPrefix(reason, heldStranger)
+			if err := p.in.opt.Notifier.ReplyAddressUsed(ctx, p.st, key, t.ID, owner, who, lines); err != nil {
+				return Result{}, fmt.Errorf("queue reply address notice for message %d: %w", msg.ID, err)
+			}
+		}
+	}
+	return Result{TicketID: t.ID, MessageID: msg.ID, Rule: rule}, nil
 }
 
 // mayReopen reports whether author's reply reopens a Completed ticket: the
@@ -554,6 +663,11 @@ func (p *process) staffReply(ctx context.Context, t *tickets.Ticket, rule string
 	body, internal := internalMarker(d.m.Body)
 	body = strings.TrimSpace(body)
 	msg := p.message(t.ID, tickets.KindReply, &staff.ID, rule, mailparse.KindNone, body)
+	// The thread keeps what the staff member wrote to the requester,
+	// without the command lines or note marker (the raw mail and the
+	// trace keep those): this one message is their reply everywhere,
+	// and nobody reads their commands but staff.
+	msg.TextBody, msg.HTMLBody = body, ""
 	// Nothing but commands: nothing to send to the requester.
 	msg.Internal = internal || body == ""
 	if internal {

@@ -285,6 +285,7 @@ func (r *Reprocessor) reread(ctx context.Context, st *tickets.Store, id int64, d
 		// new part without commands or the note marker (staffReply).
 		body, _ := internalMarker(pm.Body)
 		want.ReplyText = clean(strings.TrimSpace(body))
+		want.TextBody, want.HTMLBody = want.ReplyText, ""
 		kind = mailparse.KindNone
 	case m.Kind == tickets.KindOpening:
 		want.ReplyText = clean(openingText(pm))

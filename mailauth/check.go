@@ -121,7 +121,7 @@ func (c *Checker) dmarc(ctx context.Context, raw []byte, from string, s SPF, sig
 		d.Result = PermError
 		d.Reason = "the mail names no single From address"
 		if n > 1 {
-			d.Reason = "the mail has more than one From address"
+			d.Reason, d.MultipleFrom = "the mail has more than one From address", true
 		}
 		return d
 	}

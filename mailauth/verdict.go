@@ -64,9 +64,12 @@ type DMARC struct {
 	// DKIMAligned and SPFAligned: a passing DKIM signature or SPF check
 	// is for the From domain's organization (relaxed alignment, RFC 7489
 	// 3.1), or for the domain itself where the record asks for strict.
-	DKIMAligned bool   `json:"dkim_aligned,omitempty"`
-	SPFAligned  bool   `json:"spf_aligned,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	DKIMAligned bool `json:"dkim_aligned,omitempty"`
+	SPFAligned  bool `json:"spf_aligned,omitempty"`
+	// MultipleFrom: the mail names more than one author (RFC 7489 6.6.1),
+	// so whose mail it is cannot be told.
+	MultipleFrom bool   `json:"multiple_from,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // Authenticated reports whether the From address is the sender's: DMARC

@@ -472,10 +472,10 @@ func (n *Notifier) Completion(ctx context.Context, st *tickets.Store, dedupe str
 // address. It is a person's mail, not an automatic one. Internal messages
 // are never sent.
 //
-// The requester's copy becomes the thread's outbound message: when the
-// staff message arrived by mail (direction inbound), an outbound messages
-// row is added with the copy's Message-ID; when it was written on the web
-// (direction outbound), the copy takes that row's Message-ID.
+// The staff message stays the thread's one message of that reply: a copy
+// of one written on the web (direction outbound) takes its Message-ID;
+// the copies of one that came by mail keep their own, which thread
+// answers through the mail outbox.
 func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe string, messageID int64) error {
 	var msg tickets.Message
 	var text string
@@ -546,23 +546,7 @@ func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe str
 			drafts = append(drafts, d)
 		}
 		return drafts, nil
-	}, func(st *tickets.Store, queued []composed) error {
-		if msg.Direction == tickets.Outbound {
-			return nil
-		}
-		first := queued[0]
-		var cc []string
-		for _, a := range first.cc {
-			cc = append(cc, a.Address)
-		}
-		_, err := st.InsertMessage(ctx, tickets.Message{
-			TicketID: msg.TicketID, Direction: tickets.Outbound, Kind: tickets.KindReply,
-			AuthorID: msg.AuthorID, MessageID: first.messageID, InReplyTo: first.inReplyTo, Refs: first.refs,
-			FromAddress: n.support, FromName: first.fromName, ToAddresses: []string{first.to.Email},
-			CcAddresses: cc, Subject: first.subject, TextBody: text, ReplyText: text,
-		})
-		return err
-	})
+	}, nil)
 }
 
 // mailedFiles are the files of msg that a mail passing it on carries: all
@@ -702,6 +686,33 @@ func (n *Notifier) CommandReceipt(ctx context.Context, st *tickets.Store, dedupe
 		}
 		return []draft{{ticket: &t, to: to, fromName: n.fromName, auto: autoReplied,
 			parent: unbracket(inReplyTo), body: b}}, nil
+	}, nil)
+}
+
+// ReplyAddressUsed tells owner, a staff member, that someone else — who —
+// wrote to owner's signed reply address of a ticket. That mail is held on
+// the ticket for staff to release, unseen by the requester, and none of its
+// command lines (lines) ran.
+func (n *Notifier) ReplyAddressUsed(ctx context.Context, st *tickets.Store, dedupe string, ticketID int64,
+	owner tickets.User, who string, lines []ReceiptLine) error {
+	return n.queue(ctx, st, "receipt", ticketID, dedupe, func(st *tickets.Store) ([]draft, error) {
+		t, err := st.Ticket(ctx, ticketID)
+		if err != nil {
+			return nil, err
+		}
+		if owner, err = st.User(ctx, owner.ID); err != nil {
+			return nil, err
+		}
+		b := body{
+			Greeting: greeting(owner),
+			Paragraphs: []string{
+				fmt.Sprintf("Someone else, %s, wrote to your reply address of ticket #%d, “%s”.", who, t.ID, baseSubject(t.Subject)),
+				"Their mail is held on the ticket for staff to release; the requester does not see it, and nothing in it ran.",
+			},
+			Receipt: lines,
+			Reply:   []string{"Your reply address is yours alone: if you did not pass it on, it may have leaked."},
+		}
+		return []draft{{ticket: &t, to: owner, fromName: n.fromName, auto: autoReplied, body: b}}, nil
 	}, nil)
 }
 

@@ -17,7 +17,7 @@ import (
 
 // NewRawMessage is a mail exactly as it arrived, with how it arrived.
 type NewRawMessage struct {
-	SHA256     []byte // of Data
+	SHA256     []byte // of the bytes as they arrived: Data without an Authentication-Results field ticketd put on top
 	Data       []byte
 	Source     string  // smtp, imap, web, api
 	Mailbox    *string // imap: the checkpoint key of the mailbox
@@ -25,6 +25,7 @@ type NewRawMessage struct {
 	RemoteAddr *string // smtp: the client's address
 	MailFrom   *string // smtp: the envelope sender, "" for the null sender
 	RcptTo     []string
+	Auth       []byte // JSON of the sender checks' verdict (mailauth.Verdict); nil when none
 }
 
 // LockIntake takes a transaction-scoped advisory lock on key, so that two
@@ -68,10 +69,10 @@ func (s *Store) StoreRawMessage(ctx context.Context, r NewRawMessage) (id int64,
 		rcpt = []string{}
 	}
 	err = s.db.QueryRow(ctx, `
-		INSERT INTO raw_messages (sha256, data, source, mailbox, uid, remote_addr, mail_from, rcpt_to)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO raw_messages (sha256, data, source, mailbox, uid, remote_addr, mail_from, rcpt_to, auth)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (sha256) DO NOTHING
-		RETURNING id`, r.SHA256, r.Data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt).Scan(&id)
+		RETURNING id`, r.SHA256, r.Data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt, r.Auth).Scan(&id)
 	if err == nil {
 		return id, true, nil
 	}
@@ -263,8 +264,8 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 	b.Queue(`
 		WITH earlier AS (`+earlierIntakeSQL+`),
 		raw AS (
-			INSERT INTO raw_messages (sha256, data, source, mailbox, uid, remote_addr, mail_from, rcpt_to)
-			SELECT $4::bytea, $5::bytea, $6::text, $7::text, $8::bigint, $9::text, $10::text, $11::text[]
+			INSERT INTO raw_messages (sha256, data, source, mailbox, uid, remote_addr, mail_from, rcpt_to, auth)
+			SELECT $4::bytea, $5::bytea, $6::text, $7::text, $8::bigint, $9::text, $10::text, $11::text[], $14::jsonb
 			WHERE NOT EXISTS (SELECT 1 FROM earlier WHERE same)
 			ON CONFLICT (sha256) DO NOTHING
 			RETURNING id,
@@ -274,7 +275,8 @@ func BeginIntake(ctx context.Context, pool *pgxpool.Pool, q IntakeStart) (*Intak
 		SELECT false, src, ticket_id, row_id, thread_rule, message_id, same, 0, 0, 0 FROM earlier
 		UNION ALL
 		SELECT true, 0, 0, id, '', '', false, message_seq, event_seq, ticket_seq FROM raw`,
-		id, altID, q.Sender, r.SHA256, data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt, q.ReserveMessage, q.ReserveTicket)
+		id, altID, q.Sender, r.SHA256, data, r.Source, r.Mailbox, r.UID, r.RemoteAddr, r.MailFrom, rcpt, q.ReserveMessage, q.ReserveTicket,
+		r.Auth)
 	if q.Sender != "" {
 		b.Queue(`SELECT `+userColumns+` FROM users WHERE lower(email) = lower($1)`, q.Sender)
 	}
@@ -392,11 +394,11 @@ func (s *Store) QueueMessage(ctx context.Context, m Message) (Message, error) {
 	err := s.later(ctx, fmt.Sprintf("insert message %q into ticket %d", m.MessageID, m.TicketID), `
 		INSERT INTO messages (id, ticket_id, direction, kind, internal, author_id, message_id, in_reply_to,
 			refs, from_address, from_name, to_addresses, cc_addresses, subject, text_body, html_body,
-			reply_text, signature, auto_kind, thread_rule, raw_message_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-		m.ID, m.TicketID, m.Direction, m.Kind, m.Internal, m.AuthorID, m.MessageID, m.InReplyTo, m.Refs,
+			reply_text, signature, auto_kind, thread_rule, raw_message_id, held)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+		m.ID, m.TicketID, m.Direction, m.Kind, m.Internal || m.Held != "", m.AuthorID, m.MessageID, m.InReplyTo, m.Refs,
 		m.FromAddress, m.FromName, m.ToAddresses, m.CcAddresses, m.Subject, m.TextBody,
-		m.HTMLBody, m.ReplyText, m.Signature, m.AutoKind, m.ThreadRule, m.RawMessageID)
+		m.HTMLBody, m.ReplyText, m.Signature, m.AutoKind, m.ThreadRule, m.RawMessageID, m.Held)
 	if err != nil {
 		return Message{}, err
 	}

@@ -2,21 +2,23 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
 
 const messageColumns = `id, ticket_id, direction, kind, internal, author_id, message_id, in_reply_to, refs,
 	from_address, from_name, to_addresses, cc_addresses, subject, text_body, html_body, reply_text,
-	signature, auto_kind, thread_rule, raw_message_id, created_at`
+	signature, auto_kind, thread_rule, raw_message_id, held, created_at`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	err := row.Scan(&m.ID, &m.TicketID, &m.Direction, &m.Kind, &m.Internal, &m.AuthorID, &m.MessageID,
 		&m.InReplyTo, &m.Refs, &m.FromAddress, &m.FromName, &m.ToAddresses, &m.CcAddresses, &m.Subject,
 		&m.TextBody, &m.HTMLBody, &m.ReplyText, &m.Signature, &m.AutoKind, &m.ThreadRule,
-		&m.RawMessageID, &m.CreatedAt)
+		&m.RawMessageID, &m.Held, &m.CreatedAt)
 	return m, notFound(err)
 }
 
@@ -38,12 +40,12 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (Message, error) {
 	out, err := scanMessage(s.db.QueryRow(ctx, `
 		INSERT INTO messages (ticket_id, direction, kind, internal, author_id, message_id, in_reply_to,
 			refs, from_address, from_name, to_addresses, cc_addresses, subject, text_body, html_body,
-			reply_text, signature, auto_kind, thread_rule, raw_message_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+			reply_text, signature, auto_kind, thread_rule, raw_message_id, held)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 		RETURNING `+messageColumns,
-		m.TicketID, m.Direction, m.Kind, m.Internal, m.AuthorID, m.MessageID, m.InReplyTo, nonNil(m.Refs),
+		m.TicketID, m.Direction, m.Kind, m.Internal || m.Held != "", m.AuthorID, m.MessageID, m.InReplyTo, nonNil(m.Refs),
 		m.FromAddress, m.FromName, nonNil(m.ToAddresses), nonNil(m.CcAddresses), m.Subject, m.TextBody,
-		m.HTMLBody, m.ReplyText, m.Signature, m.AutoKind, m.ThreadRule, m.RawMessageID))
+		m.HTMLBody, m.ReplyText, m.Signature, m.AutoKind, m.ThreadRule, m.RawMessageID, m.Held))
 	if err != nil {
 		return Message{}, fmt.Errorf("insert message %q into ticket %d: %w", m.MessageID, m.TicketID, err)
 	}
@@ -130,4 +132,28 @@ func (s *Store) TicketByMessageID(ctx context.Context, ids []string) (ticketID i
 		}
 	}
 	return 0, "", ErrNotFound
+}
+
+// ErrNotHeld is returned when a message to release is not held (any more).
+var ErrNotHeld = errors.New("tickets: message not held")
+
+// ReleaseMessage shows a held message of ticketID to the requester: it is
+// no longer internal, and the audit log says who released it and why it
+// was held. It sends nothing and runs no command. Run it inside InTx, after
+// Permit allowed ActionRelease.
+func (s *Store) ReleaseMessage(ctx context.Context, ticketID, messageID int64, a Actor) error {
+	var held string
+	err := s.db.QueryRow(ctx, `
+		UPDATE messages m SET held = '', internal = false
+		FROM (SELECT id, held FROM messages WHERE id = $2 AND ticket_id = $1 AND held <> '' FOR UPDATE) old
+		WHERE m.id = old.id
+		RETURNING old.held`, ticketID, messageID).Scan(&held)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotHeld
+	}
+	if err != nil {
+		return fmt.Errorf("release message %d of ticket %d: %w", messageID, ticketID, err)
+	}
+	return s.audit(ctx, Change{TicketID: ticketID, Field: "message", Old: held, New: strconv.FormatInt(messageID, 10)},
+		a, "release", "held: "+held)
 }

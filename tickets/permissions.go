@@ -28,6 +28,8 @@ const (
 	ActionPriority Action = "priority"
 	ActionNotes    Action = "notes"
 	ActionSkills   Action = "skills"
+	// ActionRelease shows a held message to the requester.
+	ActionRelease Action = "release"
 )
 
 // Acting is a person as they proved themselves for one request.
@@ -84,11 +86,11 @@ func forbidden(format string, args ...any) error {
 //   - a moderator acts only on tickets in their scope now: those assigned
 //     to them (and unassigned ones with SeeUnassigned), so a former
 //     assignee can do nothing; there they set status, priority, notes and
-//     skills, take an unassigned ticket, and hand back their own ticket to
-//     nobody or to an admin.
+//     skills, release held messages, take an unassigned ticket, and hand
+//     back their own ticket to nobody or to an admin.
 func Permit(a Acting, t Ticket, act Action, to *User) error {
 	switch act {
-	case ActionAssign, ActionStatus, ActionPriority, ActionNotes, ActionSkills:
+	case ActionAssign, ActionStatus, ActionPriority, ActionNotes, ActionSkills, ActionRelease:
 	default:
 		return forbidden("%q is not a change ticketd knows", act)
 	}

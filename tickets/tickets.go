@@ -296,7 +296,11 @@ type Message struct {
 	AutoKind     string
 	ThreadRule   string
 	RawMessageID *int64
-	CreatedAt    time.Time
+	// Held says why staff hold the message back from the requester
+	// ("not a participant: …", "commands refused: …"); "" when it is
+	// not held. A held message is internal until released.
+	Held      string
+	CreatedAt time.Time
 }
 
 // Attachment is a file that came with a message.
