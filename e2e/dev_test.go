@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"ticketd/mailauth/dnstest"
+
 	"bytes"
 	"fmt"
 	"net/http"
@@ -38,6 +40,7 @@ func TestDevStack(t *testing.T) {
 		"INNGEST_BIN="+inngestBin,
 		"INNGEST_PORT="+inngestPort,
 		"DATABASE_URL=", "INNGEST_DEV=", "TICKETD_SECRET=",
+		"DNS_RESOLVER="+dnstest.Start(t).Addr, // never the machine's own resolver in a test
 	)
 	dbURL := "postgres://postgres@/ticketd?host=" + filepath.Join(dataDir, "pg", "run")
 

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/inbound/imappoller/dovecot"
+	"ticketd/mailauth/dnstest"
 	"ticketd/migrations"
 	"ticketd/pgcluster"
 	"ticketd/pgtest"
@@ -193,6 +194,7 @@ type stack struct {
 	llm      *llmfake.Server
 	dove     *dovecot.Server
 	inngest  *inngesttest.Server
+	dns      *dnstest.Server    // the DNS the sender checks ask
 	cluster  *pgcluster.Cluster // with OwnDatabase
 	logPath  string
 
@@ -265,6 +267,11 @@ func startStack(t *testing.T, opt stackOptions) *stack {
 	t.Cleanup(func() { s.dove.Stop() })
 	appURL := "http://" + s.httpAddr + "/api/inngest"
 	s.inngest = inngesttest.Start(t, inngesttest.Options{AppURL: appURL})
+	// The customers and staff of example.com send from this machine, and
+	// their domain says so (RFC 7208), with no DMARC record: their From
+	// is authenticated by an aligned SPF pass.
+	s.dns = dnstest.Start(t)
+	s.dns.SPF("example.com", "v=spf1 ip4:127.0.0.1 -all")
 	s.logPath = filepath.Join(t.TempDir(), "ticketd.log")
 	s.env = append(os.Environ(),
 		"DATABASE_URL="+s.dbURL,
@@ -281,6 +288,7 @@ func startStack(t *testing.T, opt stackOptions) *stack {
 		"LLM_API_KEY=e2e",
 		"LLM_MODEL=fake-model",
 		"INNGEST_DEV="+s.inngest.URL,
+		"DNS_RESOLVER="+s.dns.Addr,
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 	)

@@ -42,6 +42,10 @@ type Config struct {
 	SMTPAuthPassword    string
 	SMTPAuthRequired    bool
 	TrustedAuthServIDs  []string
+	DNSResolver         string
+	AuthservID          string
+	CommandsRequireAuth bool
+	commandsAuthSet     bool // COMMANDS_REQUIRE_AUTH was set, so dev keeps it
 	ReopenAfter         time.Duration
 	QuarantineAutoGen   bool
 	QuarantineBulk      bool
@@ -147,6 +151,16 @@ func listenAddr(p func(*Config) *string) func(*Config, string) error {
 	}
 }
 
+func hostPort(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return fmt.Errorf("want host:port, such as 127.0.0.1:53, got %q", v)
+		}
+		*p(c) = v
+		return nil
+	}
+}
+
 func urlOf(schemes ...string) func(p func(*Config) *string) func(*Config, string) error {
 	return func(p func(*Config) *string) func(*Config, string) error {
 		return func(c *Config, v string) error {
@@ -234,8 +248,14 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.SMTPAuthPassword })},
 	{name: "SMTP_AUTH_REQUIRED", def: "false", help: "refuse mail from clients that did not authenticate (a submission port for trusted hosts)",
 		set: boolean(func(c *Config) *bool { return &c.SMTPAuthRequired })},
-	{name: "TRUSTED_AUTHSERV_IDS", help: "authserv-ids whose Authentication-Results headers are trusted (DMARC/DKIM failures refuse mailed commands; a DMARC failure stops automatic mail to the sender)",
+	{name: "TRUSTED_AUTHSERV_IDS", help: "for mail taken by IMAP: authserv-ids whose Authentication-Results headers are believed, as the SMTP receiver's own SPF, DKIM and DMARC checks are",
 		set: list(func(c *Config) *[]string { return &c.TrustedAuthServIDs })},
+	{name: "DNS_RESOLVER", help: "host:port of the DNS server the SPF, DKIM and DMARC checks ask; default the system's (/etc/resolv.conf)",
+		set: hostPort(func(c *Config) *string { return &c.DNSResolver })},
+	{name: "AUTHSERV_ID", help: "the name ticketd writes into the Authentication-Results of mail it checked (RFC 8601); such fields arriving with it are removed; default TICKETD_DOMAIN",
+		set: str(func(c *Config) *string { return &c.AuthservID })},
+	{name: "COMMANDS_REQUIRE_AUTH", def: "true", help: "mailed commands and staff replies need an authenticated From (DMARC pass, or with no DMARC record an aligned DKIM or SPF pass); false for closed networks: the signed reply address and a matching From suffice (ticketd dev: false)",
+		set: boolean(func(c *Config) *bool { return &c.CommandsRequireAuth })},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
 	{name: "QUARANTINE_AUTO_GENERATED", def: "false", help: "hold auto-generated mail that answers nothing (alerts, forms) in the quarantine instead of opening a ticket",
@@ -359,6 +379,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if !strings.Contains(c.SupportAddress, "@") {
 		errs = append(errs, fmt.Errorf("SUPPORT_ADDRESS: want an address such as support@example.com, got %q", c.SupportAddress))
 	}
+	c.commandsAuthSet = getenv("COMMANDS_REQUIRE_AUTH") != ""
 	if getenv("SECURE_COOKIES") == "" {
 		c.SecureCookies = strings.HasPrefix(c.BaseURL, "https://")
 	}
@@ -368,6 +389,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.InngestServeHost == "" {
 		c.InngestServeHost = c.BaseURL
+	}
+	if c.AuthservID == "" {
+		c.AuthservID = c.Domain
 	}
 	if c.SMTPAuthRequired && c.SMTPAuthUsername == "" {
 		errs = append(errs, errors.New("SMTP_AUTH_REQUIRED: needs SMTP_AUTH_USERNAME and SMTP_AUTH_PASSWORD"))

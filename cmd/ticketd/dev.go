@@ -67,6 +67,11 @@ func dev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	if cfg.SMTPRelayURL == "" && cfg.Maildir == "" {
 		cfg.Maildir = filepath.Join(dataDir, "outbox")
 	}
+	if !cfg.commandsAuthSet {
+		// A walkthrough on one machine has no DNS that could vouch for
+		// its senders.
+		cfg.CommandsRequireAuth = false
+	}
 
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
@@ -96,6 +101,11 @@ func dev(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) er
 	}
 	fmt.Fprintf(stdout, "\nticketd dev is up:\n  web    %s\n  smtp   %s (mail to %s)\n  inngest %s\n  outbox %s\nCtrl-C stops everything.\n\n",
 		cfg.BaseURL, cfg.SMTPListen, cfg.SupportAddress, cfg.InngestDev, cfg.Maildir)
+	if !cfg.CommandsRequireAuth {
+		fmt.Fprintf(stdout, "COMMANDS_REQUIRE_AUTH=false: mailed commands run from the signed reply address and a matching From,\n"+
+			"without SPF, DKIM or DMARC (this machine has no DNS to vouch for senders). Never so in production.\n\n")
+		log.Warn("mailed commands do not require an authenticated sender", "setting", "COMMANDS_REQUIRE_AUTH=false")
+	}
 	return serve(ctx, cfg, log)
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"ticketd/mailauth/dnstest"
 	"ticketd/pgtest"
 	"ticketd/testlog"
 )
@@ -48,6 +49,7 @@ func startServe(t *testing.T) *served {
 		"TICKETD_BASE_URL": "http://" + s.httpAddr,
 		"SMTP_LISTEN":      s.smtpAddr,
 		"MAILDIR":          t.TempDir(),
+		"DNS_RESOLVER":     dnstest.Start(t).Addr,
 	}))
 	if err != nil {
 		t.Fatal(err)
