@@ -262,11 +262,13 @@ func (s *server) routes() http.Handler {
 			r.Post("/tickets/{id}/priority", s.ticketChange("Priority", s.ticketPriority))
 			r.Post("/tickets/{id}/notes", s.ticketNotes)
 			r.Post("/tickets/{id}/reply", s.ticketReply)
+			r.Post("/tickets/{id}/messages/{mid}/release", s.ticketRelease)
 			r.Get("/tokens", s.tokenList)
 			r.Post("/tokens", s.tokenCreate)
 			r.Post("/tokens/{id}/revoke", s.tokenRevoke)
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireAdmin)
+				r.Get("/tickets/{id}/messages/{mid}/raw", s.messageRaw)
 				r.Get("/quarantine", s.quarantineList)
 				r.Get("/quarantine/{id}", s.quarantineShow)
 				r.Post("/quarantine/{id}/release", s.quarantineRelease)

@@ -366,7 +366,7 @@ func (s *server) apiDetail(r *http.Request, v *viewer, id int64) (apiTicketDetai
 		}
 		am := apiMessage{ID: m.ID, Direction: string(m.Direction), Kind: string(m.Kind), Internal: m.Internal,
 			AuthorID: m.AuthorID, MessageID: m.MessageID, From: apiAddress{Name: m.FromName, Address: m.FromAddress},
-			To: nonNil(m.ToAddresses), Cc: nonNil(m.CcAddresses), Subject: m.Subject, Text: m.TextBody,
+			To: nonNil(s.public(m.ToAddresses)), Cc: nonNil(s.public(m.CcAddresses)), Subject: m.Subject, Text: m.TextBody,
 			Reply: m.ReplyText, AutoKind: m.AutoKind, CreatedAt: m.CreatedAt, Attachments: []apiAttachment{}}
 		var links []AttachmentLink
 		for _, a := range atts {

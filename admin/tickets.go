@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"ticketd/inbound"
+	"ticketd/mailauth"
+	"ticketd/signing"
 	"ticketd/tickets"
 )
 
@@ -195,6 +198,9 @@ type ThreadEntry struct {
 	HTML        template.HTML // sanitised; set only when the viewer asked for HTML
 	Attachments []AttachmentLink
 	Trace       *TraceView // staff only: what intake did with the mail; nil when it has no trace
+	Sender      string     // staff only: what the sender checks found (SPF, DKIM, DMARC); "" when none ran
+	Authentic   bool       // staff only: the From is authenticated
+	RawURL      string     // admins only: the mail as stored
 }
 
 // TraceView is what intake did with a message's mail, step by step, and
@@ -292,13 +298,24 @@ func (s *server) thread(ctx context.Context, t tickets.Ticket, staff, showHTML, 
 			return nil, err
 		}
 	}
+	checks := map[int64][]byte{}
+	if staff {
+		if checks, err = s.st.SenderChecks(ctx, t.ID); err != nil {
+			return nil, err
+		}
+	}
 	people := users{st: s.st}
 	var out []ThreadEntry
 	for _, m := range msgs {
 		if !staff && m.Internal {
 			continue
 		}
+		m.ToAddresses, m.CcAddresses = s.public(m.ToAddresses), s.public(m.CcAddresses)
 		e := ThreadEntry{Message: m, Attachments: byMsg[m.ID], HasHTML: strings.TrimSpace(m.HTMLBody) != ""}
+		var v mailauth.Verdict
+		if b, ok := checks[m.ID]; ok && json.Unmarshal(b, &v) == nil {
+			e.Sender, e.Authentic = v.Summary(), v.Authenticated()
+		}
 		if m.RawMessageID != nil { // a message written on the web has no mail, and no trace
 			if r, ok := traces[*m.RawMessageID]; ok {
 				e.Trace = &TraceView{Steps: r.Trace.Steps, Dropped: r.Trace.DroppedSteps, Followed: r.Followed()}
@@ -400,6 +417,11 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
+	}
+	for i, e := range data.Thread {
+		if v.admin() && e.RawMessageID != nil {
+			data.Thread[i].RawURL = base + "/messages/" + strconv.FormatInt(e.ID, 10) + "/raw"
+		}
 	}
 	trail, err := s.st.AuditTrail(ctx, t.ID)
 	if err != nil {
@@ -604,4 +626,69 @@ func serveAttachment(w http.ResponseWriter, a tickets.Attachment) {
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Content-Length", strconv.Itoa(len(a.Data)))
 	_, _ = w.Write(a.Data)
+}
+
+// public drops ticketd's signed sub-addresses from a list of recipients: a
+// reply address is its owner's alone, whoever reads the page.
+func (s *server) public(list []string) []string {
+	out := list[:0:0]
+	for _, a := range list {
+		if _, own := signing.TokenFromAddress(s.opts.SupportAddress, tickets.NormalizeEmail(a)); !own {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ticketRelease shows a held message to the requester, when
+// tickets.Permit allows the viewer ActionRelease on its ticket.
+func (s *server) ticketRelease(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := viewerFrom(ctx)
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	mid, err := pathID(r, "mid")
+	if err == nil {
+		err = s.withTicket(ctx, v, id, func(tx *tickets.Store, t tickets.Ticket) error {
+			if err := tickets.Permit(s.acting(v), t, tickets.ActionRelease, nil); err != nil {
+				return err
+			}
+			err := tx.ReleaseMessage(ctx, t.ID, mid, v.actor(tickets.ChannelWeb))
+			if errors.Is(err, tickets.ErrNotHeld) {
+				return &userError{status: http.StatusConflict, code: "conflict", msg: "That message is not held (any more)."}
+			}
+			return err
+		})
+	}
+	s.afterAction(w, r, id, "Released: the requester sees the message now.", err)
+}
+
+// messageRaw downloads the mail a message came from, as stored: admins
+// only, since it holds what others must not read (signed reply addresses,
+// command lines).
+func (s *server) messageRaw(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id, err := ticketID(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	mid, err := pathID(r, "mid")
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	raw, err := s.st.MessageRaw(ctx, id, mid)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", "attachment; filename=message-"+strconv.FormatInt(mid, 10)+".eml")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	_, _ = w.Write(raw)
 }

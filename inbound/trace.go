@@ -19,17 +19,18 @@ import (
 // was committed; a later duplicate delivery and a re-processing append
 // their own steps to it.
 const (
-	StepReceived    = "received"    // how and from where the mail came
-	StepParsed      = "parsed"      // subject, sender, attachments, what was malformed
-	StepClassified  = "classified"  // automatic mail or not, and why
-	StepThreaded    = "threaded"    // which ticket, by which rule, what matched; or new, linked, quarantine
-	StepReopened    = "reopened"    // what a reply did to a Completed ticket
-	StepCommands    = "commands"    // each command applied (old -> new) or refused, and why
-	StepStored      = "stored"      // the message or quarantine entry, and the raw mail
-	StepEvents      = "events"      // the events the mail caused (event_outbox)
-	StepMails       = "mails"       // the mails intake queued (mail_outbox)
-	StepDuplicate   = "duplicate"   // the same mail delivered again: nothing stored
-	StepReprocessed = "reprocessed" // a later parser changed what was stored
+	StepReceived      = "received"      // how and from where the mail came
+	StepParsed        = "parsed"        // subject, sender, attachments, what was malformed
+	StepAuthenticated = "authenticated" // who sent it: SPF, DKIM and DMARC, when checked
+	StepClassified    = "classified"    // automatic mail or not, and why
+	StepThreaded      = "threaded"      // which ticket, by which rule, what matched; or new, linked, quarantine
+	StepReopened      = "reopened"      // what a reply did to a Completed ticket
+	StepCommands      = "commands"      // each command applied (old -> new) or refused, and why
+	StepStored        = "stored"        // the message or quarantine entry, and the raw mail
+	StepEvents        = "events"        // the events the mail caused (event_outbox)
+	StepMails         = "mails"         // the mails intake queued (mail_outbox)
+	StepDuplicate     = "duplicate"     // the same mail delivered again: nothing stored
+	StepReprocessed   = "reprocessed"   // a later parser changed what was stored
 )
 
 // Bounds of a trace, so that a hostile mail cannot make it large.
@@ -49,6 +50,18 @@ func newTracer(in *Intake, d *delivery) *tracer {
 	tr := &tracer{now: in.now}
 	tr.add(StepReceived, receivedSummary(d.src), receivedFields(d)...)
 	tr.add(StepParsed, parsedSummary(d), parsedFields(d)...)
+	if v := d.verdict; v != nil {
+		summary := "From not authenticated: " + v.Summary()
+		if v.Authenticated() {
+			summary = "From authenticated: " + v.Summary()
+		}
+		f := []tickets.TraceField{kv("authserv_id", v.AuthservID), kv("spf", string(v.SPF.Result)+" "+v.SPF.Domain+" "+v.SPF.Reason)}
+		for _, dk := range v.DKIM {
+			f = append(f, kv("dkim", string(dk.Result)+" "+dk.Domain+" "+dk.Reason))
+		}
+		f = append(f, kv("dmarc", string(v.DMARC.Result)+" "+v.DMARC.From+" p="+emptyAs(v.DMARC.Policy, "(no record)")+" "+v.DMARC.Reason))
+		tr.add(StepAuthenticated, summary, f...)
+	}
 	a := d.m.Auto
 	kind := a.Kind
 	if kind == "" {

@@ -157,3 +157,36 @@ func (s *Store) ReleaseMessage(ctx context.Context, ticketID, messageID int64, a
 	return s.audit(ctx, Change{TicketID: ticketID, Field: "message", Old: held, New: strconv.FormatInt(messageID, 10)},
 		a, "release", "held: "+held)
 }
+
+// MessageRaw returns the raw mail a message of ticketID came from, as
+// stored (with ticketd's Authentication-Results on top), or ErrNotFound.
+func (s *Store) MessageRaw(ctx context.Context, ticketID, messageID int64) ([]byte, error) {
+	var data []byte
+	err := s.db.QueryRow(ctx, `SELECT r.data FROM messages m JOIN raw_messages r ON r.id = m.raw_message_id
+		WHERE m.id = $2 AND m.ticket_id = $1`, ticketID, messageID).Scan(&data)
+	if err != nil {
+		return nil, fmt.Errorf("select raw mail of message %d: %w", messageID, notFound(err))
+	}
+	return data, nil
+}
+
+// SenderChecks returns the verdicts of the sender checks (JSON of
+// mailauth.Verdict) of a ticket's messages that have one, by message id.
+func (s *Store) SenderChecks(ctx context.Context, ticketID int64) (map[int64][]byte, error) {
+	rows, err := s.db.Query(ctx, `SELECT m.id, r.auth FROM messages m JOIN raw_messages r ON r.id = m.raw_message_id
+		WHERE m.ticket_id = $1 AND r.auth IS NOT NULL`, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("select sender checks of ticket %d: %w", ticketID, err)
+	}
+	defer rows.Close()
+	out := map[int64][]byte{}
+	for rows.Next() {
+		var id int64
+		var auth []byte
+		if err := rows.Scan(&id, &auth); err != nil {
+			return nil, fmt.Errorf("select sender checks of ticket %d: %w", ticketID, err)
+		}
+		out[id] = auth
+	}
+	return out, rows.Err()
+}
