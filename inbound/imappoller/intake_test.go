@@ -30,6 +30,10 @@ func (refusingNotifier) CommandReceipt(context.Context, *tickets.Store, string, 
 	return errors.New("test: unexpected command receipt")
 }
 
+func (refusingNotifier) ReplyAddressUsed(context.Context, *tickets.Store, string, int64, tickets.User, string, []inbound.ReceiptLine) error {
+	return errors.New("test: unexpected reply address notice")
+}
+
 // TestIntakeFromDovecot polls Dovecot into ticketd's real intake: N mails
 // make N tickets, across a Dovecot restart and a mailbox rebuilt with the
 // same mails under a new UIDVALIDITY, which intake recognises as stored.

@@ -29,6 +29,10 @@ func (refusingNotifier) CommandReceipt(context.Context, *tickets.Store, string, 
 	return errors.New("test: unexpected command receipt")
 }
 
+func (refusingNotifier) ReplyAddressUsed(context.Context, *tickets.Store, string, int64, tickets.User, string, []inbound.ReceiptLine) error {
+	return errors.New("test: unexpected reply address notice")
+}
+
 // intakeOptions wires the server to ticketd's intake the way main does.
 func intakeOptions(pool *pgxpool.Pool, log *slog.Logger) (smtpserver.Options, error) {
 	keys, err := signing.NewKeys("a test secret of enough length")
