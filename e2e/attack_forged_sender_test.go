@@ -66,6 +66,7 @@ func startAttackStack(t *testing.T) *attackStack {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	s.settle() // triage has run: what changes after this, a mail changed
 	return a
 }
 
