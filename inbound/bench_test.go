@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"ticketd/inbound"
+	"ticketd/mailauth"
+	"ticketd/mailauth/dnstest"
 	"ticketd/pgtest"
 	"ticketd/signing"
 )
@@ -173,3 +175,48 @@ func BenchmarkDeliverReply(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkSenderChecks measures intake of 1 KB new-ticket mails by SMTP
+// from 8 goroutines, without and with the SPF, DKIM and DMARC checks (a
+// DNS server on loopback answering for the senders' domain, answers kept
+// for their TTL), in the same run: the ratio of the two ns/op is what the
+// checks cost.
+func BenchmarkSenderChecks(b *testing.B) {
+	d := dnstest.Start(b)
+	d.SPF("example.com", "v=spf1 ip4:127.0.0.1 -all")
+	d.DMARC("example.com", "v=DMARC1; p=none")
+	r, err := mailauth.NewResolver(mailauth.ResolverOptions{Server: d.Addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	checker := mailauth.NewChecker(r, "mx.ticketd.test", 0)
+	for _, checked := range []bool{false, true} {
+		name := "unchecked"
+		if checked {
+			name = "checked"
+		}
+		b.Run(name+"-parallel8/1KB", func(b *testing.B) {
+			keys, err := signing.NewKeys("a bench secret of enough length")
+			if err != nil {
+				b.Fatal(err)
+			}
+			opt := inbound.Options{Pool: benchPool(b), SupportAddress: support, Keys: keys, Notifier: &recordingNotifier{}}
+			if checked {
+				opt.Authenticator = checker
+			}
+			in := inbound.New(opt)
+			b.SetParallelism(max(1, 8/runtimeProcs()))
+			var seq atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					raw := benchMail(int(seq.Add(1)), 1<<10)
+					if _, err := in.Deliver(context.Background(), raw, inbound.Source{Kind: "smtp", RemoteAddr: "127.0.0.1:4000",
+						Helo: "mx.example.com", MailFrom: "user@example.com", RcptTo: []string{support}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
