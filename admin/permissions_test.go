@@ -120,24 +120,30 @@ func TestWhoMayChangeWhat(t *testing.T) {
 		{"the assignee on the portal cannot set the status", false, "mod", "mod", func(*env) change { return setStatus() }, []channel{byPortal}, false},
 		{"the assignee on the portal cannot set the notes", false, "mod", "mod", func(*env) change { return setNotes() }, []channel{byPortal}, false},
 	}
+	// One web per setting; each row works on a ticket of its own.
+	envs := map[bool]*env{}
+	for _, see := range []bool{false, true} {
+		envs[see] = newEnv(t, func(o *admin.Options) { o.ModeratorsSeeUnassigned = see })
+	}
 	for _, r := range rows {
 		for _, ch := range r.channels {
 			t.Run(r.name+"/"+string(ch), func(t *testing.T) {
 				t.Parallel()
-				e := newEnv(t, func(o *admin.Options) { o.ModeratorsSeeUnassigned = r.seeUnassigned })
+				e := *envs[r.seeUnassigned]
+				e.t = t
 				people := map[string]tickets.User{"admin": e.admin, "mod": e.mod, "mod2": e.mod2, "req": e.req}
 				var assignee *tickets.User
 				if u, ok := people[r.assignee]; ok {
 					assignee = &u
 				}
-				tk := e.ticket("Printer on fire", "It smokes.", e.req, assignee, tickets.PriorityMedium)
+				tk := e.ticket("Printer on fire: "+r.name+" by "+string(ch), "It smokes.", e.req, assignee, tickets.PriorityMedium)
 				actor := people[r.actor]
 				// The actor takes part in the ticket, so that a portal
 				// link may sign them in to it.
 				if err := e.st.AddParticipant(context.Background(), tk.ID, actor.ID); err != nil {
 					t.Fatal(err)
 				}
-				c := r.change(e)
+				c := r.change(&e)
 				before := c.field(tk)
 				audit := e.count(`SELECT count(*) FROM audit_log WHERE ticket_id = $1`, tk.ID)
 				e.try(tk, actor, ch, c)
@@ -200,7 +206,7 @@ func (e *env) try(tk tickets.Ticket, actor tickets.User, ch channel, c change) {
 		if res := b.post("/portal/login", url.Values{"token": {secret}}); res.StatusCode != http.StatusSeeOther {
 			e.t.Fatalf("portal sign-in: %d %s", res.StatusCode, res.body)
 		}
-		res := b.post("/portal/tickets/"+itoa(tk.ID)+"/reply", url.Values{"body": {c.mail + "\n\nDone here."}, "nonce": {"portal-nonce-1"}})
+		res := b.post("/portal/tickets/"+itoa(tk.ID)+"/reply", url.Values{"body": {c.mail + "\n\nDone here."}, "nonce": {"portal-nonce-" + itoa(tk.ID)}})
 		if res.StatusCode != http.StatusSeeOther {
 			e.t.Fatalf("portal reply: %d %s", res.StatusCode, res.body)
 		}
