@@ -273,6 +273,7 @@ func (s *server) routes() http.Handler {
 				r.Get("/people", s.peopleList)
 				r.Post("/people", s.peopleCreate)
 				r.Post("/people/{id}", s.peopleUpdate)
+				r.Post("/people/{id}/clear-bouncing", s.peopleClearBouncing)
 			})
 		})
 

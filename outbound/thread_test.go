@@ -222,11 +222,16 @@ func TestConversationThread(t *testing.T) {
 		out[0].AuthorID == nil || *out[0].AuthorID != mo.ID || out[0].ReplyText != modMsg.ReplyText {
 		t.Errorf("outbound messages = %+v, want the requester's copy of the reply", out)
 	}
-	// Every envelope goes from the support address to the one recipient.
+	// Every envelope goes to one recipient, from a return path of its own
+	// that names the mail and that recipient.
+	seen := map[string]bool{}
 	for _, m := range sk.received() {
-		if m.From != support || len(m.To) != 1 {
+		if len(m.To) != 1 || seen[m.From] {
 			t.Errorf("envelope %s -> %v", m.From, m.To)
+			continue
 		}
+		seen[m.From] = true
+		f.checkReturnPath(m.From, m.To[0])
 	}
 }
 

@@ -165,6 +165,13 @@ func ReplyAddress(base, token string) string {
 	return local + "+" + token + "@" + domain
 }
 
+// BounceMailbox is the mailbox whose sub-addresses are ticketd's return
+// paths, by default: bounces@ at the support address's domain.
+func BounceMailbox(supportAddress string) string {
+	_, domain, _ := strings.Cut(supportAddress, "@")
+	return "bounces@" + strings.ToLower(domain)
+}
+
 // ReturnPath builds the return path (RFC 5321 MAIL FROM) of one outgoing
 // mail on base (bounces@example.com) by sub-addressing, the way variable
 // envelope return paths (VERP) do: bounces+<token>@example.com. Delivery
