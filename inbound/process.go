@@ -239,6 +239,18 @@ func (p *process) quarantine(ctx context.Context, kind mailparse.Kind, reason st
 	return Result{Quarantined: true, Rule: RuleQuarantine}, nil
 }
 
+// maxStoredAddresses bounds the To and Cc addresses kept with a message:
+// pages, the API and the threading of every later mail of the ticket read
+// them; the raw mail keeps them all.
+const maxStoredAddresses = 200
+
+func firstAddresses(list []mailparse.Address) []string {
+	if len(list) > maxStoredAddresses {
+		list = list[:maxStoredAddresses]
+	}
+	return addresses(list)
+}
+
 // message builds the messages row of this mail.
 func (p *process) message(ticketID int64, kind tickets.MessageKind, author *int64, rule string, autoKind mailparse.Kind, reply string) tickets.Message {
 	m := p.d.m
@@ -254,8 +266,8 @@ func (p *process) message(ticketID int64, kind tickets.MessageKind, author *int6
 		Refs:         cleanAll(m.References),
 		FromAddress:  p.d.sender.Address,
 		FromName:     p.d.sender.Name,
-		ToAddresses:  addresses(m.To),
-		CcAddresses:  addresses(m.Cc),
+		ToAddresses:  firstAddresses(m.To),
+		CcAddresses:  firstAddresses(m.Cc),
 		Subject:      clean(m.Subject),
 		TextBody:     clean(m.Text),
 		HTMLBody:     clean(m.HTML),
@@ -355,21 +367,8 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 	} else {
 		p.threaded(fmt.Sprintf("no ticket matched: opened ticket #%d", t.ID), rule, t.ID)
 	}
-	// The people the opening mail was written to besides ticketd, and
-	// those copied, follow the ticket; ticketd's own addresses never
-	// become participants.
-	for _, a := range slices.Concat(d.m.To, d.m.Cc) {
-		addr := tickets.NormalizeEmail(clean(a.Address))
-		if !plausibleAddress(addr) || addr == requester.Email || p.in.isOwn(addr) {
-			continue
-		}
-		u, err := st.EnsureCopied(ctx, addr, clean(a.Name))
-		if err != nil {
-			return Result{}, err
-		}
-		if err := st.QueueParticipant(ctx, t.ID, u.ID); err != nil {
-			return Result{}, err
-		}
+	if err := p.addPeople(ctx, t.ID, requester); err != nil {
+		return Result{}, err
 	}
 	msg, err := p.insert(ctx, p.message(t.ID, tickets.KindOpening, &requester.ID, rule, kind, openingText(d.m)))
 	if err != nil {
@@ -391,6 +390,53 @@ func (p *process) open(ctx context.Context, kind mailparse.Kind, linked *tickets
 		return Result{}, err
 	}
 	return Result{TicketID: t.ID, MessageID: msg.ID, Rule: rule}, nil
+}
+
+// maxListedNotAdded bounds the addresses listed on a ticket as not added;
+// the count covers them all, and the raw mail keeps them.
+const maxListedNotAdded = 100
+
+// addPeople makes the people the opening mail was written to besides
+// ticketd, and those copied, the ticket's participants, up to
+// MaxParticipants people with the requester, in the order the mail names
+// them. ticketd's own addresses never become participants. The addresses
+// past the limit become no users: a mail naming thousands makes as much
+// work as one naming a few, and each reply goes to the few.
+func (p *process) addPeople(ctx context.Context, ticketID int64, requester tickets.User) error {
+	limit := p.in.opt.MaxParticipants
+	seen := map[string]bool{requester.Email: true}
+	people := 1
+	var over tickets.PeopleNotAdded
+	for _, a := range slices.Concat(p.d.m.To, p.d.m.Cc) {
+		addr := tickets.NormalizeEmail(clean(a.Address))
+		if seen[addr] || !plausibleAddress(addr) || p.in.isOwn(addr) {
+			continue
+		}
+		seen[addr] = true
+		if people >= limit {
+			over.Total++
+			if len(over.Addresses) < maxListedNotAdded {
+				over.Addresses = append(over.Addresses, addr)
+			}
+			continue
+		}
+		u, err := p.st.EnsureCopied(ctx, addr, clean(a.Name))
+		if err != nil {
+			return err
+		}
+		if err := p.st.QueueParticipant(ctx, ticketID, u.ID); err != nil {
+			return err
+		}
+		people++
+	}
+	if over.Total == 0 {
+		return nil
+	}
+	over.MaxPeople = limit
+	p.tr.annotate(StepThreaded, kv("people_not_added",
+		fmt.Sprintf("%d addresses: the ticket has the most people it may have (%d)", over.Total, limit)))
+	p.in.log.Info("people not added: the ticket is full", "ticket_id", ticketID, "not_added", over.Total, "max_participants", limit)
+	return p.st.QueuePeopleNotAdded(ctx, ticketID, over)
 }
 
 type createdEvent struct {

@@ -23,8 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/mail"
-
 	"ticketd/signing"
 	"ticketd/tickets"
 )
@@ -502,6 +500,13 @@ func (n *Notifier) Completion(ctx context.Context, st *tickets.Store, dedupe str
 // address. It is a person's mail, not an automatic one. Internal messages
 // are never sent.
 //
+// Each copy is addressed to its recipient alone and names nobody else:
+// the people of a ticket were chosen by whoever wrote its opening mail,
+// perhaps a stranger who listed addresses to have ticketd spread them, and
+// a Cc field would tell every one of them all the others (and let a
+// reply-all reach them past ticketd). What the copies share is the
+// thread, by Message-ID; staff see a ticket's people on its page.
+//
 // The requester's copy becomes the thread's outbound message: when the
 // staff message arrived by mail (direction inbound), an outbound messages
 // row is added with the copy's Message-ID; when it was written on the web
@@ -557,13 +562,7 @@ func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe str
 		}
 		var drafts []draft
 		for i, p := range to {
-			var cc []*mail.Address
-			for _, o := range to {
-				if o.ID != p.ID {
-					cc = append(cc, &mail.Address{Name: o.Name, Address: o.Email})
-				}
-			}
-			d := draft{ticket: &t, to: p, cc: cc, fromName: fromName, files: files, body: body{
+			d := draft{ticket: &t, to: p, fromName: fromName, files: files, body: body{
 				Paragraphs: append([]string{text}, filesNote...),
 				Reply:      []string{"Reply to this mail to answer. Please keep the subject as it is."},
 			}}
@@ -581,15 +580,11 @@ func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe str
 			return nil
 		}
 		first := queued[0]
-		var cc []string
-		for _, a := range first.cc {
-			cc = append(cc, a.Address)
-		}
 		_, err := st.InsertMessage(ctx, tickets.Message{
 			TicketID: msg.TicketID, Direction: tickets.Outbound, Kind: tickets.KindReply,
 			AuthorID: msg.AuthorID, MessageID: first.messageID, InReplyTo: first.inReplyTo, Refs: first.refs,
 			FromAddress: n.support, FromName: first.fromName, ToAddresses: []string{first.to.Email},
-			CcAddresses: cc, Subject: first.subject, TextBody: text, ReplyText: text,
+			Subject: first.subject, TextBody: text, ReplyText: text,
 		})
 		return err
 	})

@@ -203,10 +203,13 @@ func TestConversationThread(t *testing.T) {
 		})
 	}
 
-	// Each person's copy names the others in Cc; the outbound reply is in
-	// the thread with the requester's copy's Message-ID.
-	if p := mails[replyAnn]; !strings.Contains(p.h.Get("Cc"), bob.Email) {
-		t.Errorf("requester's copy Cc = %q, want Bob", p.h.Get("Cc"))
+	// Each person's copy is addressed to them alone and names nobody else;
+	// the outbound reply is in the thread with the requester's copy's
+	// Message-ID.
+	for key, other := range map[string]string{replyAnn: bob.Email, replyBob: ann.Email} {
+		if p := mails[key]; p.h.Get("Cc") != "" || strings.Contains(string(p.raw), other) {
+			t.Errorf("copy %s has Cc %q or names %s", key, p.h.Get("Cc"), other)
+		}
 	}
 	msgs, err := f.st.Messages(f.ctx, tk.ID)
 	if err != nil {

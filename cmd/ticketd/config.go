@@ -43,6 +43,7 @@ type Config struct {
 	SMTPAuthRequired    bool
 	TrustedAuthServIDs  []string
 	ReopenAfter         time.Duration
+	MaxParticipants     int
 	QuarantineAutoGen   bool
 	QuarantineBulk      bool
 
@@ -235,6 +236,8 @@ var settings = []setting{
 		set: boolean(func(c *Config) *bool { return &c.SMTPAuthRequired })},
 	{name: "TRUSTED_AUTHSERV_IDS", help: "authserv-ids whose Authentication-Results headers are trusted (DMARC/DKIM failures refuse mailed commands; a DMARC failure stops automatic mail to the sender)",
 		set: list(func(c *Config) *[]string { return &c.TrustedAuthServIDs })},
+	{name: "MAX_PARTICIPANTS", def: "20", help: "people on a ticket at most, its requester included; further addresses of the opening mail are listed on the ticket as not added, and get no mail",
+		set: integer(func(c *Config) *int { return &c.MaxParticipants }, 1)},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
 	{name: "QUARANTINE_AUTO_GENERATED", def: "false", help: "hold auto-generated mail that answers nothing (alerts, forms) in the quarantine instead of opening a ticket",
