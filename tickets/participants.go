@@ -41,3 +41,16 @@ func (s *Store) PeopleNotAddedTo(ctx context.Context, ticketID int64) (PeopleNot
 	}
 	return n, nil
 }
+
+// WasAssignee reports whether the user was ever assigned the ticket, by
+// its audit trail (every assignment, by a person or by triage, is
+// audited).
+func (s *Store) WasAssignee(ctx context.Context, ticketID, userID int64) (bool, error) {
+	var ok bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_log a JOIN users u ON u.id = $2
+		WHERE a.ticket_id = $1 AND a.action = 'assign' AND lower(a.new_value) = lower(u.email))`, ticketID, userID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up assignments of ticket %d to user %d: %w", ticketID, userID, err)
+	}
+	return ok, nil
+}

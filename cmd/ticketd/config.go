@@ -71,6 +71,11 @@ type Config struct {
 	InngestEventKey   string
 	InngestSigningKey string
 	InngestServeHost  string
+	// InngestListen is the loopback listener of the dev server's unsigned
+	// calls; see inngestListen.
+	InngestListen       string
+	inngestListenSet    bool // INNGEST_LISTEN was given (off included)
+	inngestServeHostSet bool // INNGEST_SERVE_HOST was given
 
 	LogLevel  string
 	LogFormat string
@@ -291,8 +296,16 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.InngestEventKey })},
 	{name: "INNGEST_SIGNING_KEY", secret: true, help: "Inngest signing key (production)",
 		set: str(func(c *Config) *string { return &c.InngestSigningKey })},
-	{name: "INNGEST_SERVE_HOST", help: "the URL Inngest calls back to reach /api/inngest; default TICKETD_BASE_URL",
-		set: urlOf("http", "https")(func(c *Config) *string { return &c.InngestServeHost })},
+	{name: "INNGEST_SERVE_HOST", help: "the URL Inngest calls back to reach /api/inngest; default TICKETD_BASE_URL (with INNGEST_DEV: INNGEST_LISTEN)",
+		set: func(c *Config, v string) error {
+			c.inngestServeHostSet = true
+			return urlOf("http", "https")(func(c *Config) *string { return &c.InngestServeHost })(c, v)
+		}},
+	{name: "INNGEST_LISTEN", help: "with INNGEST_DEV, a loopback address (host:port) that alone serves the dev server's unsigned calls to /api/inngest; default " + defaultInngestListen + " with INNGEST_DEV, off otherwise",
+		set: func(c *Config, v string) error {
+			c.inngestListenSet = true
+			return listenAddr(func(c *Config) *string { return &c.InngestListen })(c, v)
+		}},
 	{name: "LOG_LEVEL", def: "info", help: "debug, info, warn or error",
 		set: func(c *Config, v string) error {
 			if !contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
@@ -382,6 +395,35 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// defaultInngestListen is where the dev server's calls are served when
+// INNGEST_DEV is set and INNGEST_LISTEN is not.
+const defaultInngestListen = "127.0.0.1:8289"
+
+// inngestListen is the address of the listener for Inngest's calls, "" for
+// none: INNGEST_LISTEN when given, else defaultInngestListen when the
+// workflows run on the dev server (whose calls are unsigned, and may come
+// from loopback alone).
+func (c Config) inngestListen(devServer bool) string {
+	if c.inngestListenSet || !devServer {
+		return c.InngestListen
+	}
+	return defaultInngestListen
+}
+
+// loopbackAddr reports whether a listen address (host:port) binds to
+// loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // requireServe checks what serve needs beyond what every command needs.

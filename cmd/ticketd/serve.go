@@ -360,6 +360,24 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 	if err != nil {
 		return nil, fmt.Errorf("LLM_PROVIDER %s: %w", cfg.LLMProvider, err)
 	}
+	// The dev server signs nothing: its calls run steps, and so are
+	// served on a listener of their own bound to loopback, never on
+	// HTTP_LISTEN, where /api/inngest then refuses every call.
+	devServer := workflows.DevMode(cfg.InngestDev)
+	inngestAddr := cfg.inngestListen(devServer)
+	serveOrigin := cfg.InngestServeHost
+	if devServer {
+		if inngestAddr == "" {
+			return nil, errors.New("INNGEST_LISTEN: with INNGEST_DEV, the dev server's unsigned calls need a listener on loopback (such as " + defaultInngestListen + "); it cannot be off")
+		}
+		if !loopbackAddr(inngestAddr) {
+			return nil, fmt.Errorf("INNGEST_LISTEN %s: with INNGEST_DEV the dev server's calls are unsigned, and are served on loopback only (127.0.0.1, ::1 or localhost)", inngestAddr)
+		}
+		serveOrigin = "http://" + inngestAddr
+		if cfg.inngestServeHostSet && cfg.InngestServeHost != serveOrigin {
+			log.Warn("INNGEST_SERVE_HOST is not used with INNGEST_DEV: the dev server calls INNGEST_LISTEN", "inngest_listen", inngestAddr)
+		}
+	}
 	wf, err := workflows.New(workflows.Options{
 		Pool:           pool,
 		Metrics:        met,
@@ -371,7 +389,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		BaseURL:        cfg.InngestBaseURL,
 		EventKey:       cfg.InngestEventKey,
 		SigningKey:     cfg.InngestSigningKey,
-		ServeOrigin:    cfg.InngestServeHost,
+		ServeOrigin:    serveOrigin,
 		LLMConcurrency: cfg.LLMConcurrency,
 	})
 	if err != nil {
@@ -384,7 +402,20 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		log.Warn("no workflow engine configured: mail is taken and events wait in the outbox until INNGEST_DEV, INNGEST_BASE_URL or INNGEST_EVENT_KEY is set")
 	}
 	a.loops = append(a.loops, namedLoop{"event-relay", wf.RunRelay})
-	a.root.Handle("/api/inngest", wf.Handler())
+	a.root.Handle("/api/inngest", wf.PublicHandler())
+	if inngestAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/api/inngest", wf.Handler())
+		ln, err := net.Listen("tcp", inngestAddr)
+		if err != nil {
+			return nil, fmt.Errorf("INNGEST_LISTEN %s: %w", inngestAddr, err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
+			IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		a.servers = append(a.servers, listener{name: "inngest", serve: func() error { return srv.Serve(ln) },
+			shutdown: srv.Shutdown})
+		log.Info("workflow calls served on their own listener", "inngest_listen", ln.Addr().String(), "unsigned", devServer)
+	}
 
 	// The web: pages, the requester's portal and /api/v1.
 	web, err := admin.New(admin.Options{
