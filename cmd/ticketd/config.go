@@ -36,6 +36,8 @@ type Config struct {
 	SMTPMaxMessageBytes int64
 	SMTPMaxRecipients   int
 	SMTPMaxSessions     int
+	SMTPMaxPerClient    int
+	SMTPFirstCommand    time.Duration
 	SMTPTLSCert         string
 	SMTPTLSKey          string
 	SMTPAuthUsername    string
@@ -229,6 +231,10 @@ var settings = []setting{
 		set: integer(func(c *Config) *int { return &c.SMTPMaxRecipients }, 1)},
 	{name: "SMTP_MAX_SESSIONS", def: "100", help: "concurrent SMTP sessions",
 		set: integer(func(c *Config) *int { return &c.SMTPMaxSessions }, 1)},
+	{name: "SMTP_MAX_SESSIONS_PER_CLIENT", def: "20", help: "concurrent SMTP sessions from one client address (an IPv4 address or an IPv6 /64); more get 421",
+		set: integer(func(c *Config) *int { return &c.SMTPMaxPerClient }, 1)},
+	{name: "SMTP_FIRST_COMMAND_TIMEOUT", def: "30s", help: "how long a client may stay silent after the greeting before its session ends (421)",
+		set: duration(func(c *Config) *time.Duration { return &c.SMTPFirstCommand })},
 	{name: "SMTP_TLS_CERT", help: "PEM certificate file; with SMTP_TLS_KEY, the receiver offers STARTTLS",
 		set: str(func(c *Config) *string { return &c.SMTPTLSCert })},
 	{name: "SMTP_TLS_KEY", help: "PEM key file for SMTP_TLS_CERT",

@@ -282,15 +282,17 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 
 	if cfg.SMTPListen != "" {
 		opt := smtpserver.Options{
-			Addr:            cfg.SMTPListen,
-			Domain:          cfg.Domain,
-			Accepts:         intake.Accepts,
-			IsPermanent:     isRejected,
-			MaxMessageBytes: cfg.SMTPMaxMessageBytes,
-			MaxRecipients:   cfg.SMTPMaxRecipients,
-			MaxSessions:     cfg.SMTPMaxSessions,
-			Logger:          log.With("component", "smtp"),
-			Metrics:         met,
+			Addr:                 cfg.SMTPListen,
+			Domain:               cfg.Domain,
+			Accepts:              intake.Accepts,
+			IsPermanent:          isRejected,
+			MaxMessageBytes:      cfg.SMTPMaxMessageBytes,
+			MaxRecipients:        cfg.SMTPMaxRecipients,
+			MaxSessions:          cfg.SMTPMaxSessions,
+			MaxSessionsPerClient: cfg.SMTPMaxPerClient,
+			FirstCommandTimeout:  cfg.SMTPFirstCommand,
+			Logger:               log.With("component", "smtp"),
+			Metrics:              met,
 			Deliver: func(ctx context.Context, raw []byte, env smtpserver.Envelope) error {
 				_, err := intake.Deliver(ctx, raw, inbound.Source{Kind: "smtp", ConnID: env.CID,
 					RemoteAddr: env.RemoteAddr, MailFrom: env.MailFrom, RcptTo: env.RcptTo})
