@@ -125,7 +125,12 @@ func TestSenderRelayAnswers(t *testing.T) {
 		}
 		return nil
 	}})
-	snd := f.sender(f.relay(sk, nil), fastRetry)
+	// One round of deliveries: a mail the relay put off is due again a
+	// minute later, not within the same round.
+	snd := f.sender(f.relay(sk, nil), func(o *outbound.SenderOptions) {
+		fastRetry(o)
+		o.RetryMin, o.RetryMax = time.Minute, time.Hour
+	})
 	refused := f.queueMails(1, "nobody@customer.example")[0]
 	later := f.queueMails(1, "full@customer.example")[0]
 	unauthenticated := f.queueMails(1, "authonly@customer.example")[0]
