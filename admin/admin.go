@@ -105,23 +105,48 @@ type Options struct {
 }
 
 // Limits bound sign-in attempts within Window. Zero fields take the defaults.
+//
+// Wrong passwords count by account and client address together, and by
+// client address alone, never by account alone: whoever guesses at an
+// account slows down only their own attempts, so a stranger cannot lock
+// its owner out. Past the free failures, each further attempt from that
+// address waits FirstDelay, doubled at every failure, up to Window;
+// failures older than Window are forgotten, and a right password clears
+// its account and address.
 type Limits struct {
-	Window          time.Duration // 15 minutes
-	FailuresPerUser int           // failed passwords per account: 5
-	FailuresPerIP   int           // failed passwords per client address: 20
-	LinksPerAddress int           // portal sign-in links per email address: 3
-	LinksPerIP      int           // portal sign-in links asked from one client address: 10
+	Window            time.Duration // how long a failure counts: 15 minutes
+	FreeFailures      int           // wrong passwords for one account from one client address before the waits: 3
+	FreeFailuresPerIP int           // wrong passwords from one client address, whatever the account, before the waits: 10
+	FirstDelay        time.Duration // the first wait: 1 second
+	LinksPerAddress   int           // portal sign-in links per email address: 3
+	LinksPerIP        int           // portal sign-in links asked from one client address: 10
+}
+
+// wait is how long a client must wait after its newest of failures failed
+// passwords before the next is checked.
+func (l Limits) wait(failures, free int) time.Duration {
+	if failures < free {
+		return 0
+	}
+	d := l.FirstDelay
+	for i := free; i < failures && d < l.Window; i++ {
+		d *= 2
+	}
+	return min(d, l.Window)
 }
 
 func (l *Limits) defaults() {
 	if l.Window <= 0 {
 		l.Window = 15 * time.Minute
 	}
-	if l.FailuresPerUser <= 0 {
-		l.FailuresPerUser = 5
+	if l.FreeFailures <= 0 {
+		l.FreeFailures = 3
 	}
-	if l.FailuresPerIP <= 0 {
-		l.FailuresPerIP = 20
+	if l.FreeFailuresPerIP <= 0 {
+		l.FreeFailuresPerIP = 10
+	}
+	if l.FirstDelay <= 0 {
+		l.FirstDelay = time.Second
 	}
 	if l.LinksPerAddress <= 0 {
 		l.LinksPerAddress = 3
@@ -275,6 +300,7 @@ func (s *server) routes() http.Handler {
 				r.Get("/people", s.peopleList)
 				r.Post("/people", s.peopleCreate)
 				r.Post("/people/{id}", s.peopleUpdate)
+				r.Post("/people/{id}/clear-bouncing", s.peopleClearBouncing)
 			})
 		})
 
@@ -379,6 +405,19 @@ func (s *server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// clientKey is the client address limits count by: an IPv4 address, or
+// the /64 an IPv6 address is in (one host commonly holds a whole /64).
+func clientKey(ip string) string {
+	a := net.ParseIP(ip)
+	switch {
+	case a == nil:
+		return ip
+	case a.To4() != nil:
+		return a.To4().String()
+	}
+	return a.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // localPath accepts a redirect target only when it stays on this site.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -198,26 +199,32 @@ func (s *server) signInForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "signin", SignInPage{Page: s.page(r, "Sign in", "signin")})
 }
 
-// signIn checks a password. Failures count against the account and the
-// client's address; past either limit no password is even checked until the
-// window has passed. A success starts a new session (a new token: a session
-// id planted before sign-in is worthless after it).
+// signIn checks a password. Failures count against the account with the
+// client's address, and against the address (Limits): past the free ones
+// the client waits, longer at each failure, before another password is
+// even checked. Nobody else waits: a stranger's guesses do not keep the
+// account's owner out. A success starts a new session (a new token: a
+// session id planted before sign-in is worthless after it).
 func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	email := tickets.NormalizeEmail(r.PostFormValue("email"))
 	password := r.PostFormValue("password")
 	ip := s.clientIP(r)
 	data := SignInPage{Page: s.page(r, "Sign in", "signin"), Email: email}
-	keys := []string{"account:" + email, "ip:" + ip}
+	client := clientKey(ip)
+	keys := []string{"signin:" + email + " " + client, "signin-ip:" + client}
 	lim := s.opts.Limits
-	counts, err := s.st.CountWebAttempts(ctx, s.now().Add(-lim.Window), keys...)
+	stats, err := s.st.WebAttemptStats(ctx, lim.Window, keys...)
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	if counts[keys[0]] >= lim.FailuresPerUser || counts[keys[1]] >= lim.FailuresPerIP {
-		s.log.Warn("sign-in refused: too many failures", "email", email, "remote", ip)
-		data.Error = errRateLimited.msg
+	wait := max(lim.wait(stats[keys[0]].Count, lim.FreeFailures)-stats[keys[0]].Since,
+		lim.wait(stats[keys[1]].Count, lim.FreeFailuresPerIP)-stats[keys[1]].Since)
+	if wait > 0 {
+		s.log.Warn("sign-in refused: too many failures from this address", "email", email, "remote", ip, "wait", wait.Round(time.Second))
+		data.Error = fmt.Sprintf("Too many wrong passwords from your address. Wait %s and try again.", waitText(wait))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		s.render(w, r, http.StatusTooManyRequests, "signin", data)
 		return
 	}
@@ -241,6 +248,10 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("sign-in failed", "email", email, "remote", ip)
 		data.Error = "Wrong email or password."
 		s.render(w, r, http.StatusUnprocessableEntity, "signin", data)
+		return
+	}
+	if err := s.st.ForgetWebAttempts(ctx, keys[0]); err != nil {
+		s.errorPage(w, r, err)
 		return
 	}
 	next := localPath(s.sessions.PopString(ctx, "next"))
@@ -353,6 +364,18 @@ func (s *server) openSignedLink(w http.ResponseWriter, r *http.Request, token st
 		s.log.Info("signed in by ticket link", "user_id", u.ID, "ticket_id", id)
 	}
 	s.redirect(w, r, "/portal/tickets/"+ticketPath)
+}
+
+// waitText says a wait the way people read it: seconds, or whole minutes.
+func waitText(d time.Duration) string {
+	if d < 90*time.Second {
+		n := int(d.Seconds() + 0.999)
+		if n == 1 {
+			return "a second"
+		}
+		return strconv.Itoa(n) + " seconds"
+	}
+	return strconv.Itoa(int(d.Minutes()+0.999)) + " minutes"
 }
 
 // overLimit records an attempt under each key and reports whether any key

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"ticketd/admin"
 	"ticketd/tickets"
@@ -172,7 +173,9 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 
 func TestSignInRateLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(o *admin.Options) { o.Limits = admin.Limits{FailuresPerUser: 3, FailuresPerIP: 5} })
+	e := newEnv(t, func(o *admin.Options) {
+		o.Limits = admin.Limits{FreeFailures: 3, FreeFailuresPerIP: 5, FirstDelay: time.Hour}
+	})
 	c := e.client()
 	wrong := url.Values{"email": {e.admin.Email}, "password": {"guess"}}
 	for i := 0; i < 3; i++ {
@@ -181,8 +184,8 @@ func TestSignInRateLimit(t *testing.T) {
 		}
 	}
 	res := c.post("/signin", url.Values{"email": {e.admin.Email}, "password": {password}})
-	if res.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("right password after 3 failures: %d, want 429", res.StatusCode)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("right password after 3 failures from this address: %d, want 429 with Retry-After", res.StatusCode)
 	}
 	if c.get("/tickets").StatusCode == http.StatusOK {
 		t.Fatal("signed in past the limit")

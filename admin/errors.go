@@ -31,8 +31,6 @@ var (
 		msg: "Sign in first: send Authorization: Bearer <token>."}
 	errForbidden = &userError{status: http.StatusForbidden, code: "forbidden",
 		msg: "Your role may not do this."}
-	errRateLimited = &userError{status: http.StatusTooManyRequests, code: "rate_limited",
-		msg: "Too many attempts. Wait a few minutes and try again."}
 )
 
 func badRequest(format string, args ...any) error {

@@ -17,13 +17,15 @@ type PersonForm struct {
 	Skills string
 }
 
-// PeoplePage lists moderators and admins with their open load.
+// PeoplePage lists moderators and admins with their open load, and the
+// addresses marked bouncing.
 type PeoplePage struct {
 	Page
-	Loads []tickets.StaffLoad
-	Form  PersonForm
-	Error string
-	Roles []tickets.Role
+	Loads    []tickets.StaffLoad
+	Form     PersonForm
+	Error    string
+	Roles    []tickets.Role
+	Bouncing []tickets.BouncingAddress
 }
 
 var staffRoles = []tickets.Role{tickets.RoleModerator, tickets.RoleAdmin}
@@ -34,11 +36,16 @@ func (s *server) renderPeople(w http.ResponseWriter, r *http.Request, status int
 		s.errorPage(w, r, err)
 		return
 	}
+	bouncing, err := s.st.BouncingAddresses(r.Context())
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
 	if form.Role == "" {
 		form.Role = string(tickets.RoleModerator)
 	}
 	s.render(w, r, status, "people", PeoplePage{Page: s.page(r, "People", "people"), Loads: loads,
-		Form: form, Error: msg, Roles: staffRoles})
+		Form: form, Error: msg, Roles: staffRoles, Bouncing: bouncing})
 }
 
 func (s *server) peopleList(w http.ResponseWriter, r *http.Request) {
@@ -160,5 +167,35 @@ func (s *server) peopleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("staff changed", "user_id", id, "role", string(role), "active", active, "by", v.User.ID)
 	s.flash(r, "Saved "+u.Email+".")
+	s.redirect(w, r, "/people")
+}
+
+// peopleClearBouncing clears the bouncing mark of an address: sign-in
+// links and automatic mail go to it again, and a staff member is assigned
+// again. Reports about mail sent before now are not believed again.
+func (s *server) peopleClearBouncing(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := viewerFrom(ctx)
+	id, err := pathID(r, "id")
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	u, err := s.st.User(ctx, id)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	cleared, err := s.st.ClearBouncing(ctx, id, v.actor(tickets.ChannelWeb))
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if cleared {
+		s.log.Info("bouncing mark cleared", "user_id", id, "by", v.User.ID)
+		s.flash(r, "Cleared the bouncing mark of "+u.Email+".")
+	} else {
+		s.flash(r, u.Email+" was not marked bouncing.")
+	}
 	s.redirect(w, r, "/people")
 }

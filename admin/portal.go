@@ -63,7 +63,7 @@ func (s *server) portalSignIn(w http.ResponseWriter, r *http.Request) {
 	email := tickets.NormalizeEmail(addr.Address)
 	ip := s.clientIP(r)
 	limited, err := s.overLimit(ctx, map[string]int{"link:" + email: s.opts.Limits.LinksPerAddress,
-		"link-ip:" + ip: s.opts.Limits.LinksPerIP})
+		"link-ip:" + clientKey(ip): s.opts.Limits.LinksPerIP})
 	if err != nil {
 		s.errorPage(w, r, err)
 		return

@@ -224,6 +224,7 @@ type TicketPage struct {
 	Requester    tickets.User
 	Assignee     *tickets.User
 	Participants []tickets.User
+	NotAdded     tickets.PeopleNotAdded // addresses of the opening mail past MAX_PARTICIPANTS
 	Thread       []ThreadEntry
 	Audit        []AuditRow
 	Decision     *tickets.AIDecisionSummary
@@ -408,6 +409,10 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		data.Assignee = &a
 	}
 	if data.Participants, err = s.st.Participants(ctx, t.ID); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if data.NotAdded, err = s.st.PeopleNotAddedTo(ctx, t.ID); err != nil {
 		s.errorPage(w, r, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestDevStack(t *testing.T) {
 	}
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
-	httpAddr, smtpAddr := freeAddr(t), freeAddr(t)
+	httpAddr, smtpAddr, inngestAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	inngestPort := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
 	env := append(os.Environ(),
 		"TICKETD_DATA_DIR="+dataDir,
@@ -39,6 +40,7 @@ func TestDevStack(t *testing.T) {
 		"SMTP_LISTEN="+smtpAddr,
 		"INNGEST_BIN="+inngestBin,
 		"INNGEST_PORT="+inngestPort,
+		"INNGEST_LISTEN="+inngestAddr,
 		"DATABASE_URL=", "INNGEST_DEV=", "TICKETD_SECRET=",
 		"DNS_RESOLVER="+dnstest.Start(t).Addr, // never the machine's own resolver in a test
 	)
@@ -90,6 +92,27 @@ func TestDevStack(t *testing.T) {
 	out, stop := run()
 	if !strings.Contains(out.String(), "password:") {
 		t.Errorf("the first run did not print the admin's password:\n%s", out)
+	}
+	// The dev server's calls are unsigned: the web's /api/inngest refuses
+	// them, and the workflows run through INNGEST_LISTEN. A mail is
+	// triaged and acknowledged into the outbox Maildir.
+	if resp, err := http.Post("http://"+httpAddr+"/api/inngest?fnId=ticketd-notify-assigned&stepId=step", "application/json",
+		strings.NewReader(`{"event":{"name":"ticket.assigned","data":{}}}`)); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an unsigned call on the web's listener: %v, %v; want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	sendDev(t, smtpAddr, "ann@example.com", "Subject: Printer on fire\r\nMessage-ID: <dev-1@example.com>\r\n\r\nIt burns.\r\n")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		files, _ := os.ReadDir(filepath.Join(dataDir, "outbox", "new"))
+		if len(files) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no acknowledgement in the outbox Maildir within 90s:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	add := exec.Command(bin, "user", "add", "--email", "mo@example.com", "--role", "moderator", "--skills", "printers")
 	add.Env = append(env, "DATABASE_URL="+dbURL)
@@ -156,4 +179,13 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// sendDev mails the dev stack's SMTP receiver with net/smtp.
+func sendDev(t *testing.T, addr, from, msg string) {
+	t.Helper()
+	msg = "From: " + from + "\r\nTo: support@localhost\r\n" + msg
+	if err := smtp.SendMail(addr, nil, from, []string{"support@localhost"}, []byte(msg)); err != nil {
+		t.Fatalf("mail the dev stack: %v", err)
+	}
 }

@@ -289,7 +289,7 @@ func TestFaultInngestRestart(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	triagedWhileDown := s.count(`SELECT count(*) FROM tickets WHERE triaged_at IS NOT NULL`)
 	s.inngest.Restart(t)
-	s.inngest.Sync(t, "http://"+s.httpAddr+"/api/inngest", 5)
+	s.inngest.Sync(t, "http://"+s.inngestAddr+"/api/inngest", 5)
 	s.eventually("every ticket triaged", 120*time.Second, func() error {
 		if n := s.count(`SELECT count(*) FROM tickets WHERE status = 'in_progress'`); n != len(load[0]) {
 			return fmt.Errorf("%d of %d in progress", n, len(load[0]))

@@ -173,9 +173,12 @@ Date: Thu, 26 Nov 2026 10:05:00 +0000
 
 I am out of the office until Monday.
 `, closure.Hdr.Get("Reply-To"), closure.Hdr.Get("Subject"), closure.Hdr.Get("Message-Id")))
-	daveAck := s.sink.to("dave@customer.test")[0]
-	s.sendSMTP("", []string{supportAddr}, fmt.Sprintf(`From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>
-To: support@example.com
+	// The bounce comes back to the return path of ticketd's newest mail to
+	// Dave, from the null sender, as delivery reports do.
+	daveMails := s.sink.to("dave@customer.test")
+	daveAck := daveMails[len(daveMails)-1]
+	s.sendSMTP("", []string{daveAck.From}, fmt.Sprintf(`From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>
+To: `+daveAck.From+`
 Subject: Undelivered Mail Returned to Sender
 Message-ID: <bounce-1@mx.customer.test>
 Date: Thu, 26 Nov 2026 10:06:00 +0000

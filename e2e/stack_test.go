@@ -190,13 +190,15 @@ type stack struct {
 	pool     *pgxpool.Pool
 	httpAddr string
 	smtpAddr string
-	sink     *sink
-	llm      *llmfake.Server
-	dove     *dovecot.Server
-	inngest  *inngesttest.Server
-	dns      *dnstest.Server    // the DNS the sender checks ask
-	cluster  *pgcluster.Cluster // with OwnDatabase
-	logPath  string
+	// inngestAddr is INNGEST_LISTEN, where the dev server calls.
+	inngestAddr string
+	sink        *sink
+	llm         *llmfake.Server
+	dove        *dovecot.Server
+	inngest     *inngesttest.Server
+	dns         *dnstest.Server    // the DNS the sender checks ask
+	cluster     *pgcluster.Cluster // with OwnDatabase
+	logPath     string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -224,7 +226,7 @@ type stackOptions struct {
 func startStack(t *testing.T, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
-	s := &stack{t: t, bin: ticketdBinary(t), httpAddr: freeAddr(t), smtpAddr: freeAddr(t)}
+	s := &stack{t: t, bin: ticketdBinary(t), httpAddr: freeAddr(t), smtpAddr: freeAddr(t), inngestAddr: freeAddr(t)}
 	if opt.OwnDatabase {
 		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: t.TempDir(), Fast: true})
 		if err != nil {
@@ -265,7 +267,9 @@ func startStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatalf("start dovecot: %v", err)
 	}
 	t.Cleanup(func() { s.dove.Stop() })
-	appURL := "http://" + s.httpAddr + "/api/inngest"
+	// The dev server's calls are unsigned: ticketd serves them on a
+	// loopback listener of their own (INNGEST_LISTEN).
+	appURL := "http://" + s.inngestAddr + "/api/inngest"
 	s.inngest = inngesttest.Start(t, inngesttest.Options{AppURL: appURL})
 	// The customers and staff of example.com send from this machine, and
 	// their domain says so (RFC 7208), with no DMARC record: their From
@@ -279,6 +283,7 @@ func startStack(t *testing.T, opt stackOptions) *stack {
 		"TICKETD_SECRET="+ticketdSecret,
 		"TICKETD_BASE_URL=http://"+s.httpAddr,
 		"HTTP_LISTEN="+s.httpAddr,
+		"INNGEST_LISTEN="+s.inngestAddr,
 		"SMTP_LISTEN="+s.smtpAddr,
 		"SMTP_RELAY_URL=smtp://"+s.sink.Addr,
 		"IMAP_URL=imap+insecure://"+imapUser+":"+imapPassword+"@"+s.dove.Addr+"/INBOX",

@@ -149,6 +149,14 @@ func (e *env) replyAddress(ticketID, userID int64, expires time.Time) string {
 		Purpose: signing.PurposeReply, TicketID: ticketID, UserID: userID, Expires: expires}))
 }
 
+// returnPath is the return path of outbox mail mailID to userID on ticket
+// ticketID, as outbound makes it.
+func (e *env) returnPath(ticketID, userID, mailID int64) string {
+	return signing.ReturnPath(signing.BounceMailbox(support), e.keys.Sign(signing.Claims{
+		Purpose: signing.PurposeBounce, TicketID: ticketID, UserID: userID, MailID: mailID,
+		Expires: time.Now().Add(time.Hour)}))
+}
+
 func (e *env) ticket(id int64) tickets.Ticket {
 	e.t.Helper()
 	t, err := e.st.Ticket(context.Background(), id)

@@ -72,6 +72,7 @@ const (
 	RuleReferences   = "references"
 	RuleSubjectTag   = "subject-tag" // [#<id>] in the subject, from a participant
 	RuleReport       = "report"      // an automatic report that quotes the Message-ID of a mail in the thread
+	RuleReturnPath   = "return-path" // an automatic mail sent back to the return path of a mail of the ticket
 	RuleNew          = "new"         // opened a ticket
 	RuleLinked       = "linked"      // a reply to a ticket completed long ago opened a new ticket linked to it
 	RuleQuarantine   = "quarantine"
@@ -115,6 +116,11 @@ type Options struct {
 	SupportAddress string
 	// Aliases are the other addresses that deliver to ticketd.
 	Aliases []string
+	// BounceAddress is the mailbox of the return paths of ticketd's mail
+	// (bounces+<token>@domain, see outbound.NotifierOptions.BounceAddress);
+	// default signing.BounceMailbox of SupportAddress. A delivery report
+	// marks an address bouncing only when it comes back to one of them.
+	BounceAddress string
 	// Keys verify the tokens of signed reply addresses. Required.
 	Keys *signing.Keys
 	// Notifier queues staff replies and command receipts. Required.
@@ -146,6 +152,12 @@ type Options struct {
 	// moderator's mailed commands reach the tickets the web would let them
 	// change (tickets.Permit).
 	ModeratorsSeeUnassigned bool
+	// MaxParticipants bounds the people of a ticket, its requester
+	// included (default 20): the addresses of an opening mail past it
+	// become neither users nor participants, and are listed on the ticket
+	// as not added. Each participant gets every reply, so the mail one
+	// message causes is bounded too.
+	MaxParticipants int
 	// MaxMessageBytes rejects larger mails permanently; 0: no limit here
 	// (receivers have their own).
 	MaxMessageBytes int64
@@ -181,13 +193,17 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// DefaultMaxParticipants is Options.MaxParticipants when it is not set.
+const DefaultMaxParticipants = 20
+
 // Intake delivers mail into ticketd.
 type Intake struct {
 	opt     Options
 	err     error // from Validate: every delivery fails with it
 	log     *slog.Logger
 	support string   // normalized SupportAddress
-	own     []string // normalized SupportAddress and Aliases
+	bounce  string   // normalized BounceAddress
+	own     []string // normalized SupportAddress, Aliases and BounceAddress
 	now     func() time.Time
 }
 
@@ -201,8 +217,15 @@ func New(o Options) *Intake {
 	if in.now == nil {
 		in.now = time.Now
 	}
+	if in.opt.MaxParticipants <= 0 {
+		in.opt.MaxParticipants = DefaultMaxParticipants
+	}
 	in.support = tickets.NormalizeEmail(o.SupportAddress)
-	in.own = append(in.own, in.support)
+	in.bounce = tickets.NormalizeEmail(o.BounceAddress)
+	if in.bounce == "" {
+		in.bounce = signing.BounceMailbox(in.support)
+	}
+	in.own = append(in.own, in.support, in.bounce)
 	for _, a := range o.Aliases {
 		if a = tickets.NormalizeEmail(a); a != "" {
 			in.own = append(in.own, a)
@@ -212,9 +235,10 @@ func New(o Options) *Intake {
 }
 
 // Accepts reports whether ticketd takes mail for rcpt: the support address,
-// an alias, or a sub-address of one of them (which covers every signed
-// reply address, valid or not: an expired or tampered one is still
-// received, so its sender can be told why nothing happened). The SMTP
+// an alias, the bounce mailbox, or a sub-address of one of them (which
+// covers every signed reply address and return path, valid or not: an
+// expired or tampered one is still received and kept, so its sender can be
+// told why nothing happened, and nothing is lost). The SMTP
 // receiver refuses every other recipient at RCPT (RFC 5321 3.3), so
 // ticketd is never an open relay.
 func (in *Intake) Accepts(rcpt string) bool {
@@ -362,6 +386,7 @@ type delivery struct {
 	altID    string            // the id stored when another sender used headerID before
 	tokens   []replyToken      // signed reply addresses among the recipients
 	verdict  *mailauth.Verdict // who sent it, by SPF, DKIM and DMARC; nil when not checked
+	returned []returnToken     // return paths of ticketd's mail among the recipients
 	now      time.Time
 }
 
@@ -401,6 +426,7 @@ func (in *Intake) prepare(ctx context.Context, raw []byte, src Source) *delivery
 		d.altID = "td-" + hex.EncodeToString(h[:6]) + "-" + d.headerID
 	}
 	d.tokens = in.replyTokens(d)
+	d.returned = in.returnTokens(d)
 	return d
 }
 

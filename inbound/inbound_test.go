@@ -637,9 +637,12 @@ func TestAutomaticMail(t *testing.T) {
 		name     string
 		opt      func(*inbound.Options)
 		threaded bool // sent In-Reply-To ticketd's mail
-		raw      func(inReplyTo string) []byte
-		mailFrom string
-		want     want
+		// returnPath: sent to the return path of ticketd's mail to
+		// gone@, rather than to the support address.
+		returnPath bool
+		raw        func(inReplyTo string) []byte
+		mailFrom   string
+		want       want
 	}{
 		{name: "auto-reply to our mail is a system note", threaded: true,
 			raw: func(irt string) []byte {
@@ -651,15 +654,23 @@ func TestAutomaticMail(t *testing.T) {
 				return mail{From: "ann@example.com", Subject: "Out of office", Headers: []string{"Auto-Submitted: auto-replied"}}.bytes()
 			},
 			want: want{Quarantined: true, AutoKind: "auto-reply"}},
-		{name: "bounce of our mail marks the address and is a system note", threaded: true, mailFrom: "",
+		{name: "bounce of our mail sent to the support address is a system note and marks nobody", threaded: true, mailFrom: "",
 			raw:  func(irt string) []byte { return []byte(fmt.Sprintf(dsn, "In-Reply-To: "+irt+"\r\n", "")) },
-			want: want{Kind: "system", AutoKind: "bounce", Bouncing: true}},
-		{name: "bounce matching nothing is quarantined and still marks the address", mailFrom: "",
+			want: want{Kind: "system", AutoKind: "bounce"}},
+		{name: "bounce matching nothing is quarantined and marks nobody", mailFrom: "",
 			raw:  func(string) []byte { return []byte(fmt.Sprintf(dsn, "", "Message-ID: <elsewhere@example.org>\r\n")) },
-			want: want{Quarantined: true, AutoKind: "bounce", Bouncing: true}},
+			want: want{Quarantined: true, AutoKind: "bounce"}},
 		{name: "bounce returning the header of our mail is a system note", mailFrom: "",
 			raw:  func(string) []byte { return []byte(fmt.Sprintf(dsn, "", "Message-ID: <ack@ticketd.test>\r\n")) },
-			want: want{Kind: "system", AutoKind: "bounce", Bouncing: true, Rule: "report"}},
+			want: want{Kind: "system", AutoKind: "bounce", Rule: "report"}},
+		{name: "bounce at the return path of our mail marks the address and is a system note", returnPath: true, mailFrom: "",
+			raw:  func(string) []byte { return []byte(fmt.Sprintf(dsn, "", "")) },
+			want: want{Kind: "system", AutoKind: "bounce", Bouncing: true, Rule: "return-path"}},
+		{name: "an Exim bounce (X-Failed-Recipients) at the return path of our mail marks the address", returnPath: true, mailFrom: "",
+			raw: func(string) []byte {
+				return mail{From: "MAILER-DAEMON@mx.example.net", Subject: "Mail delivery failed", Headers: []string{"X-Failed-Recipients: gone@example.net", "Auto-Submitted: auto-replied"}}.bytes()
+			},
+			want: want{Kind: "system", AutoKind: "bounce", Bouncing: true, Rule: "return-path"}},
 		{name: "delivery delay notice of our mail is a system note", threaded: true, mailFrom: "",
 			raw: func(irt string) []byte {
 				return []byte("From: MAILER-DAEMON@mx.example.net\r\nTo: support@ticketd.test\r\nSubject: Delivery delayed\r\nIn-Reply-To: " + irt + "\r\n" +
@@ -717,17 +728,22 @@ func TestAutomaticMail(t *testing.T) {
 			ctx := context.Background()
 			a := e.deliver(mail{From: "ann@example.com", MessageID: "<a@example.com>"}.bytes())
 			gone := e.user("gone@example.net", tickets.RoleUser)
-			// ticketd wrote to gone@ once, so a bounce naming it counts.
-			if _, err := e.pool.Exec(ctx, `INSERT INTO mail_outbox (ticket_id, kind, message_id, recipients, data)
-				VALUES ($1, 'acknowledgement', 'ack@ticketd.test', '{gone@example.net}', 'x')`, a.TicketID); err != nil {
+			// ticketd wrote to gone@ once.
+			var mailID int64
+			if err := e.pool.QueryRow(ctx, `INSERT INTO mail_outbox (ticket_id, kind, message_id, recipients, data, status, sent_at)
+				VALUES ($1, 'acknowledgement', 'ack@ticketd.test', '{gone@example.net}', 'x', 'sent', now()) RETURNING id`, a.TicketID).Scan(&mailID); err != nil {
 				t.Fatal(err)
+			}
+			rcpt := support
+			if tc.returnPath {
+				rcpt = e.returnPath(a.TicketID, gone.ID, mailID)
 			}
 			before := e.events()
 			irt := ""
 			if tc.threaded {
 				irt = "<ack@ticketd.test>"
 			}
-			r, err := e.in.Deliver(ctx, tc.raw(irt), inbound.Source{Kind: "smtp", MailFrom: tc.mailFrom, RcptTo: []string{support}})
+			r, err := e.in.Deliver(ctx, tc.raw(irt), inbound.Source{Kind: "smtp", MailFrom: tc.mailFrom, RcptTo: []string{rcpt}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -747,7 +763,7 @@ func TestAutomaticMail(t *testing.T) {
 			default:
 				m := e.message(r.MessageID)
 				got.Kind, got.AutoKind = string(m.Kind), m.AutoKind
-				if r.Rule == "report" {
+				if r.Rule == "report" || r.Rule == "return-path" {
 					got.Rule = r.Rule
 				}
 				if !m.Internal {

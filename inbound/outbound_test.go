@@ -18,6 +18,7 @@ type outboxMail struct {
 	kind       string
 	recipients []string
 	msg        *mailparse.Message
+	raw        string
 }
 
 func (e *env) parsedOutbox() []outboxMail {
@@ -34,7 +35,7 @@ func (e *env) parsedOutbox() []outboxMail {
 		if err := rows.Scan(&m.kind, &m.recipients, &data); err != nil {
 			e.t.Fatal(err)
 		}
-		m.msg = mailparse.Parse(data, mailparse.Options{})
+		m.msg, m.raw = mailparse.Parse(data, mailparse.Options{}), string(data)
 		out = append(out, m)
 	}
 	return out

@@ -306,6 +306,8 @@ func ruleText(rule string) string {
 		return "the subject tag of a ticket the sender is on"
 	case RuleReport:
 		return "a Message-ID of the thread quoted in the report"
+	case RuleReturnPath:
+		return "the return path of a mail of the ticket"
 	}
 	return rule
 }

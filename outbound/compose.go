@@ -30,7 +30,6 @@ type draft struct {
 	kind      string
 	ticket    *tickets.Ticket // nil for mail outside any ticket (sign-in links)
 	to        tickets.User    // ID 0: an address ticketd knows no user for
-	cc        []*mail.Address // shown, not sent to (each person gets their own copy)
 	fromName  string
 	auto      string // Auto-Submitted value; "" for a person's own words
 	parent    string // the Message-ID this mail answers, when the caller knows it
@@ -202,9 +201,6 @@ func (n *Notifier) compose(ctx context.Context, st *tickets.Store, d draft) (com
 	add("To", func(h *mail.Header) {
 		h.SetAddressList("To", []*mail.Address{{Name: d.to.Name, Address: d.to.Email}})
 	})
-	if len(d.cc) > 0 {
-		add("Cc", func(h *mail.Header) { h.SetAddressList("Cc", d.cc) })
-	}
 	if t := d.ticket; t != nil {
 		c.subject = ticketSubject(t)
 		thread, err := st.ThreadFor(ctx, t.ID, d.to.Email)

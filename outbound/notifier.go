@@ -23,8 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/mail"
-
 	"ticketd/signing"
 	"ticketd/tickets"
 )
@@ -46,9 +44,17 @@ type NotifierOptions struct {
 	// FromName is the display name of the desk (default "Support"). A
 	// moderator's reply comes from "<moderator> via <FromName>".
 	FromName string
-	// EnvelopeFrom is the SMTP MAIL FROM, where bounces go (default: the
-	// support address, so intake sees them and marks the address bouncing).
-	EnvelopeFrom string
+	// BounceAddress is the mailbox of the return paths (default
+	// signing.BounceMailbox of the support address): every mail goes out
+	// with a MAIL FROM of its own, bounces+<token>@domain, whose token
+	// names the mail and its recipient, so that a delivery report is
+	// believed only when it comes back to it (RFC 3464 2.2). The receiving
+	// side must deliver these sub-addresses to ticketd.
+	BounceAddress string
+	// BounceTTL is how long a return path's token stays valid (default 30
+	// days; delivery reports come within the few days a mail is queued,
+	// RFC 5321 4.5.4.1).
+	BounceTTL time.Duration
 	// Keys sign reply addresses and ticket links. Required.
 	Keys *signing.Keys
 	// ReplyTTL is how long a signed reply address works (default 90 days).
@@ -87,17 +93,17 @@ type NotifierOptions struct {
 // Mail that loop safety stops is recorded (log and audit) and the method
 // returns nil: suppression is not an error.
 type Notifier struct {
-	support, domain, fromName, envelopeFrom string
-	own                                     []string
-	keys                                    *signing.Keys
-	replyTTL, linkTTL                       time.Duration
-	baseURL                                 string
-	ticketLinkFn                            func(int64, string) string
-	limit, staffLimit, maxRefs              int
-	maxFiles                                int64
-	log                                     *slog.Logger
-	now                                     func() time.Time
-	html                                    *template.Template
+	support, domain, fromName, bounceAddr string
+	own                                   []string
+	keys                                  *signing.Keys
+	replyTTL, linkTTL, bounceTTL          time.Duration
+	baseURL                               string
+	ticketLinkFn                          func(int64, string) string
+	limit, staffLimit, maxRefs            int
+	maxFiles                              int64
+	log                                   *slog.Logger
+	now                                   func() time.Time
+	html                                  *template.Template
 }
 
 // NewNotifier returns a Notifier. It panics when SupportAddress or Keys is
@@ -115,11 +121,12 @@ func NewNotifier(o NotifierOptions) *Notifier {
 		support:      support,
 		domain:       o.Domain,
 		fromName:     o.FromName,
-		envelopeFrom: o.EnvelopeFrom,
+		bounceAddr:   tickets.NormalizeEmail(o.BounceAddress),
 		own:          []string{support},
 		keys:         o.Keys,
 		replyTTL:     o.ReplyTTL,
 		linkTTL:      o.LinkTTL,
+		bounceTTL:    o.BounceTTL,
 		baseURL:      strings.TrimRight(o.BaseURL, "/"),
 		ticketLinkFn: o.TicketLink,
 		limit:        o.AutoLimitPerHour,
@@ -141,8 +148,12 @@ func NewNotifier(o NotifierOptions) *Notifier {
 	if n.fromName == "" {
 		n.fromName = "Support"
 	}
-	if n.envelopeFrom == "" {
-		n.envelopeFrom = support
+	if n.bounceAddr == "" {
+		n.bounceAddr = signing.BounceMailbox(support)
+	}
+	n.own = append(n.own, n.bounceAddr)
+	if n.bounceTTL <= 0 {
+		n.bounceTTL = 30 * 24 * time.Hour
 	}
 	if n.replyTTL <= 0 {
 		n.replyTTL = 90 * 24 * time.Hour
@@ -170,9 +181,6 @@ func NewNotifier(o NotifierOptions) *Notifier {
 	}
 	return n
 }
-
-// EnvelopeFrom is the MAIL FROM of every queued mail.
-func (n *Notifier) EnvelopeFrom() string { return n.envelopeFrom }
 
 func (n *Notifier) ticketLink(ticketID, userID int64, now time.Time) string {
 	if n.baseURL == "" && n.ticketLinkFn == nil {
@@ -238,9 +246,13 @@ func (n *Notifier) queue(ctx context.Context, st *tickets.Store, kind string, su
 			if d.ticket != nil {
 				ticketID = &d.ticket.ID
 			}
+			mailID, err := st.ReserveID(ctx, "mail_outbox")
+			if err != nil {
+				return err
+			}
 			_, ok, err := st.QueueMail(ctx, tickets.OutboxMail{
-				TicketID: ticketID, Kind: kind, DedupeKey: &k, MessageID: c.messageID,
-				EnvelopeFrom: n.envelopeFrom, Recipients: []string{d.to.Email},
+				ID: mailID, TicketID: ticketID, Kind: kind, DedupeKey: &k, MessageID: c.messageID,
+				EnvelopeFrom: n.returnPath(d, mailID), Recipients: []string{d.to.Email},
 				Automatic: d.auto != "", Data: c.data,
 			})
 			if err != nil {
@@ -258,6 +270,22 @@ func (n *Notifier) queue(ctx context.Context, st *tickets.Store, kind string, su
 		}
 		return nil
 	})
+}
+
+// returnPath is the MAIL FROM of one mail: a sub-address of the bounce
+// mailbox whose token names the outbox row and its recipient. Each mail
+// has one recipient, so a delivery report that comes back to it speaks of
+// that recipient and of no one else. ticketd never sends mail with the
+// null return path: it sends no delivery reports itself (RFC 3464 2,
+// RFC 5321 4.5.5), so its mail can always bounce back to it, and nothing
+// it receives on a return path is ever answered.
+func (n *Notifier) returnPath(d draft, mailID int64) string {
+	c := signing.Claims{Purpose: signing.PurposeBounce, UserID: d.to.ID, MailID: mailID,
+		Expires: n.now().Add(n.bounceTTL)}
+	if d.ticket != nil {
+		c.TicketID = d.ticket.ID
+	}
+	return signing.ReturnPath(n.bounceAddr, n.keys.Sign(c))
 }
 
 func ticketIDOf(d draft) int64 {
@@ -472,6 +500,13 @@ func (n *Notifier) Completion(ctx context.Context, st *tickets.Store, dedupe str
 // address. It is a person's mail, not an automatic one. Internal messages
 // are never sent.
 //
+// Each copy is addressed to its recipient alone and names nobody else:
+// the people of a ticket were chosen by whoever wrote its opening mail,
+// perhaps a stranger who listed addresses to have ticketd spread them, and
+// a Cc field would tell every one of them all the others (and let a
+// reply-all reach them past ticketd). What the copies share is the
+// thread, by Message-ID; staff see a ticket's people on its page.
+//
 // The staff message stays the thread's one message of that reply: a copy
 // of one written on the web (direction outbound) takes its Message-ID;
 // the copies of one that came by mail keep their own, which thread
@@ -527,13 +562,7 @@ func (n *Notifier) StaffReply(ctx context.Context, st *tickets.Store, dedupe str
 		}
 		var drafts []draft
 		for i, p := range to {
-			var cc []*mail.Address
-			for _, o := range to {
-				if o.ID != p.ID {
-					cc = append(cc, &mail.Address{Name: o.Name, Address: o.Email})
-				}
-			}
-			d := draft{ticket: &t, to: p, cc: cc, fromName: fromName, files: files, body: body{
+			d := draft{ticket: &t, to: p, fromName: fromName, files: files, body: body{
 				Paragraphs: append([]string{text}, filesNote...),
 				Reply:      []string{"Reply to this mail to answer. Please keep the subject as it is."},
 			}}
@@ -738,7 +767,8 @@ func (n *Notifier) SignInLink(ctx context.Context, st *tickets.Store, dedupe str
 }
 
 // isOwn reports whether the address reaches ticketd: the support address,
-// an alias, or any sub-address of them (support+<anything>@domain).
+// an alias, the bounce mailbox, or any sub-address of them
+// (support+<anything>@domain, bounces+<anything>@domain).
 func (n *Notifier) isOwn(addr string) bool {
 	addr = tickets.NormalizeEmail(addr)
 	for _, own := range n.own {

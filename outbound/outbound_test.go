@@ -94,6 +94,32 @@ func (f *fixture) ticket(req tickets.User, subject, text, openingID string, cc .
 	return tk
 }
 
+// checkReturnPath checks the envelope sender of a mail to rcpt: a return
+// path of its own, bounces+<token>@desk.example, whose token names the
+// outbox row of that mail to that recipient.
+func (f *fixture) checkReturnPath(from, rcpt string) {
+	f.t.Helper()
+	tok, ok := signing.TokenFromAddress("bounces@desk.example", from)
+	if !ok {
+		f.t.Errorf("envelope sender %q is not a return path on bounces@desk.example", from)
+		return
+	}
+	c, err := f.keys.Verify(signing.PurposeBounce, tok, time.Now())
+	if err != nil {
+		f.t.Errorf("return path %q: %v", from, err)
+		return
+	}
+	var rcpts []string
+	var envelope string
+	if err := f.pool.QueryRow(f.ctx, `SELECT recipients, envelope_from FROM mail_outbox WHERE id = $1`, c.MailID).Scan(&rcpts, &envelope); err != nil {
+		f.t.Errorf("return path %q names mail %d: %v", from, c.MailID, err)
+		return
+	}
+	if len(rcpts) != 1 || rcpts[0] != rcpt || envelope != from {
+		f.t.Errorf("return path %q names mail %d to %v from %q, want the mail to %s", from, c.MailID, rcpts, envelope, rcpt)
+	}
+}
+
 func (f *fixture) tx(fn func(st *tickets.Store) error) {
 	f.t.Helper()
 	if err := f.st.InTx(f.ctx, fn); err != nil {

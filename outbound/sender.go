@@ -315,9 +315,12 @@ func (s *Sender) deliver(ctx context.Context, m tickets.OutboxMail) (ok bool) {
 	switch {
 	case err == nil:
 		record(func(ctx context.Context) error {
-			held, err := s.st.MarkMailSent(ctx, m.ID, m.Attempts)
+			held, cleared, err := s.st.MarkMailSent(ctx, m.ID, m.Attempts)
 			if err == nil && !held {
 				log.Warn("mail sent after its lease passed; another sender may send it too")
+			}
+			if len(cleared) > 0 {
+				log.Info("bouncing mark cleared: the relay accepted mail to the address", "addresses", cleared)
 			}
 			return err
 		})

@@ -246,7 +246,7 @@ func TestSenderLeaseExpiry(t *testing.T) {
 		t.Errorf("status %s after %d attempts", m.Status, m.Attempts)
 	}
 	// The dead sender's late answer changes nothing.
-	if ok, err := f.st.MarkMailSent(f.ctx, claimed[0].ID, claimed[0].Attempts); ok || err != nil {
+	if ok, _, err := f.st.MarkMailSent(f.ctx, claimed[0].ID, claimed[0].Attempts); ok || err != nil {
 		t.Errorf("a stale claim marked the mail: %v, %v", ok, err)
 	}
 }
@@ -424,9 +424,10 @@ func TestMaildir(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := parse(t, data)
-		if p.h.Get("Return-Path") != "<"+support+">" || p.h.Get("Delivered-To") != "ann@customer.example" {
-			t.Errorf("envelope fields: Return-Path %q, Delivered-To %q", p.h.Get("Return-Path"), p.h.Get("Delivered-To"))
+		if p.h.Get("Delivered-To") != "ann@customer.example" {
+			t.Errorf("envelope fields: Delivered-To %q", p.h.Get("Delivered-To"))
 		}
+		f.checkReturnPath(strings.Trim(p.h.Get("Return-Path"), "<>"), "ann@customer.example")
 		if !strings.Contains(p.text, "is completed") {
 			t.Errorf("text:\n%s", p.text)
 		}
@@ -515,5 +516,55 @@ func TestSenderRenewsLeaseWithinBatch(t *testing.T) {
 		if tr.n[id] != 1 {
 			t.Errorf("mail %s delivered %d times, want once", id, tr.n[id])
 		}
+	}
+}
+
+// TestDeliveryClearsBouncing: when the relay accepts a mail to an address
+// marked bouncing, the mark clears (a later delivery is newer news), except
+// when the report that set it is about that very mail.
+func TestDeliveryClearsBouncing(t *testing.T) {
+	f := newFixture(t, nil)
+	sk := startSink(t, sinkOptions{})
+	relay := f.relay(sk, nil)
+	ids := f.queueMails(2, "ann@customer.example")
+	ann, err := f.st.UserByEmail(f.ctx, "ann@customer.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A report about the first mail marked ann before it was recorded sent.
+	first := f.outbox(ids[0])
+	if _, err := f.pool.Exec(f.ctx, `INSERT INTO bounces (user_id, mail_id, detail) VALUES ($1, $2, 'test')`, ann.ID, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE users SET bouncing_since = now() WHERE id = $1`, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE mail_outbox SET next_attempt_at = now() + interval '1 hour' WHERE id <> $1`, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	bouncing := func() bool {
+		u, err := f.st.User(f.ctx, ann.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.BouncingSince != nil
+	}
+	f.deliver(f.sender(relay, nil))
+	if f.outbox(ids[0]).Status != tickets.MailSent || !bouncing() {
+		t.Fatal("the bounced mail's own delivery cleared the mark its report set")
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE mail_outbox SET next_attempt_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	f.deliver(f.sender(relay, nil))
+	if f.outbox(ids[1]).Status != tickets.MailSent || bouncing() {
+		t.Fatal("a later delivery to ann did not clear the mark")
+	}
+	var how string
+	if err := f.pool.QueryRow(f.ctx, `SELECT cleared_how FROM bounces WHERE user_id = $1 AND cleared_at IS NOT NULL`, ann.ID).Scan(&how); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(how, ids[1]) {
+		t.Errorf("the report was cleared %q, want by mail %s", how, ids[1])
 	}
 }

@@ -204,11 +204,14 @@ func TestConversationThread(t *testing.T) {
 		})
 	}
 
-	// Each person's copy names the others in Cc; the moderator's mail
-	// stays the thread's one message of that reply (no second, outbound
-	// copy of it), and answers to the copies thread by the mail outbox.
-	if p := mails[replyAnn]; !strings.Contains(p.h.Get("Cc"), bob.Email) {
-		t.Errorf("requester's copy Cc = %q, want Bob", p.h.Get("Cc"))
+	// Each person's copy is addressed to them alone and names nobody else;
+	// the moderator's mail stays the thread's one message of that reply
+	// (no second, outbound copy of it), and answers to the copies thread by
+	// the mail outbox.
+	for key, other := range map[string]string{replyAnn: bob.Email, replyBob: ann.Email} {
+		if p := mails[key]; p.h.Get("Cc") != "" || strings.Contains(string(p.raw), other) {
+			t.Errorf("copy %s has Cc %q or names %s", key, p.h.Get("Cc"), other)
+		}
 	}
 	msgs, err := f.st.Messages(f.ctx, tk.ID)
 	if err != nil {
@@ -226,11 +229,16 @@ func TestConversationThread(t *testing.T) {
 	if thread, err := f.st.ThreadMessageIDs(f.ctx, tk.ID); err != nil || !slices.Contains(thread, ids[replyAnn]) {
 		t.Errorf("thread %v lacks the requester's copy %s (%v)", thread, ids[replyAnn], err)
 	}
-	// Every envelope goes from the support address to the one recipient.
+	// Every envelope goes to one recipient, from a return path of its own
+	// that names the mail and that recipient.
+	seen := map[string]bool{}
 	for _, m := range sk.received() {
-		if m.From != support || len(m.To) != 1 {
+		if len(m.To) != 1 || seen[m.From] {
 			t.Errorf("envelope %s -> %v", m.From, m.To)
+			continue
 		}
+		seen[m.From] = true
+		f.checkReturnPath(m.From, m.To[0])
 	}
 }
 

@@ -1,8 +1,12 @@
 // Package signing makes and checks the tokens ticketd hands out: the token
 // in a signed reply address (support+<token>@domain), which proves which
-// ticket and which person a reply comes from, and the token in a link to a
-// ticket's page. A token binds a purpose, a ticket, a user and an expiry with
-// an HMAC-SHA256 keyed by TICKETD_SECRET.
+// ticket and which person a reply comes from, the token in a link to a
+// ticket's page, and the token in the return path of every mail ticketd
+// sends (bounces+<token>@domain), which proves that a delivery report is
+// about a mail ticketd sent and to whom. A token binds a purpose, a ticket,
+// a user, an expiry (and for a return path the outbox mail) with an
+// HMAC-SHA256 keyed by TICKETD_SECRET. Tokens are keys to a ticket: they
+// never reach a log (RedactingHandler).
 //
 // Tokens are lower-case base32, because mail systems may change the case of
 // an address's local part (RFC 5321 2.4 lets them treat it as case-sensitive,
@@ -25,16 +29,20 @@ import (
 type Purpose byte
 
 const (
-	PurposeReply Purpose = 'r' // a reply address
-	PurposeLink  Purpose = 'l' // a link to a ticket's page
+	PurposeReply  Purpose = 'r' // a reply address
+	PurposeLink   Purpose = 'l' // a link to a ticket's page
+	PurposeBounce Purpose = 'b' // the return path of one outgoing mail (VERP)
 )
 
 // Claims is what a token proves.
 type Claims struct {
 	Purpose  Purpose
-	TicketID int64
-	UserID   int64
+	TicketID int64     // 0: a mail outside any ticket (PurposeBounce only)
+	UserID   int64     // 0: a recipient ticketd knows no user for (PurposeBounce only)
 	Expires  time.Time // whole seconds
+	// MailID is the mail_outbox row a return path was made for; only
+	// PurposeBounce tokens carry it.
+	MailID int64
 }
 
 var (
@@ -93,6 +101,9 @@ func (k *Keys) Sign(c Claims) string {
 	p = binary.AppendUvarint(p, uint64(c.TicketID))
 	p = binary.AppendUvarint(p, uint64(c.UserID))
 	p = binary.AppendUvarint(p, uint64(c.Expires.Unix()))
+	if c.Purpose == PurposeBounce {
+		p = binary.AppendUvarint(p, uint64(c.MailID))
+	}
 	return enc.EncodeToString(append(p, first.sum(p)...))
 }
 
@@ -117,7 +128,10 @@ func (k *Keys) Verify(purpose Purpose, token string, now time.Time) (Claims, err
 	}
 	c := Claims{Purpose: Purpose(payload[2])}
 	rest := payload[3:]
-	var vals [3]uint64
+	vals := make([]uint64, 3, 4)
+	if c.Purpose == PurposeBounce {
+		vals = vals[:4]
+	}
 	for i := range vals {
 		v, n := binary.Uvarint(rest)
 		if n <= 0 {
@@ -129,6 +143,9 @@ func (k *Keys) Verify(purpose Purpose, token string, now time.Time) (Claims, err
 		return Claims{}, ErrMalformed
 	}
 	c.TicketID, c.UserID, c.Expires = int64(vals[0]), int64(vals[1]), time.Unix(int64(vals[2]), 0)
+	if len(vals) == 4 {
+		c.MailID = int64(vals[3])
+	}
 	if c.Purpose != purpose {
 		return c, ErrPurpose
 	}
@@ -147,6 +164,19 @@ func ReplyAddress(base, token string) string {
 	}
 	return local + "+" + token + "@" + domain
 }
+
+// BounceMailbox is the mailbox whose sub-addresses are ticketd's return
+// paths, by default: bounces@ at the support address's domain.
+func BounceMailbox(supportAddress string) string {
+	_, domain, _ := strings.Cut(supportAddress, "@")
+	return "bounces@" + strings.ToLower(domain)
+}
+
+// ReturnPath builds the return path (RFC 5321 MAIL FROM) of one outgoing
+// mail on base (bounces@example.com) by sub-addressing, the way variable
+// envelope return paths (VERP) do: bounces+<token>@example.com. Delivery
+// reports go to it (RFC 3464 2.2, RFC 5321 4.5.5).
+func ReturnPath(base, token string) string { return ReplyAddress(base, token) }
 
 // TokenFromAddress returns the token of a sub-address of base: for base
 // support@example.com, "support+abc@Example.com" gives "abc". Addresses of

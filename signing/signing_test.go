@@ -2,6 +2,8 @@ package signing
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -108,4 +110,80 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted %q with claims %+v that were never signed", tok, c)
 		}
 	})
+}
+
+// TestReturnPathToken: a return path's token names its outbox mail, and is
+// good for nothing else; a reply token is no return path.
+func TestReturnPathToken(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	keys, _ := NewKeys("current-secret-0123456789")
+	c := Claims{Purpose: PurposeBounce, TicketID: 42, UserID: 7, MailID: 123456, Expires: now.Add(30 * 24 * time.Hour)}
+	tok := keys.Sign(c)
+	addr := ReturnPath("bounces@example.com", tok)
+	if len(addr[:strings.IndexByte(addr, '@')]) > 64 {
+		t.Errorf("local part of %q is longer than RFC 5321 4.5.3.1.1 allows", addr)
+	}
+	got, ok := TokenFromAddress("bounces@example.com", addr)
+	if !ok {
+		t.Fatalf("no token in %q", addr)
+	}
+	if v, err := keys.Verify(PurposeBounce, got, now); err != nil || v != c {
+		t.Fatalf("Verify = %+v, %v; want %+v", v, err, c)
+	}
+	if _, err := keys.Verify(PurposeReply, got, now); !errors.Is(err, ErrPurpose) {
+		t.Errorf("a return path verified as a reply address: %v", err)
+	}
+	reply := keys.Sign(Claims{Purpose: PurposeReply, TicketID: 42, UserID: 7, Expires: now.Add(time.Hour)})
+	if _, err := keys.Verify(PurposeBounce, reply, now); err == nil {
+		t.Error("a reply token verified as a return path")
+	}
+}
+
+// TestRedact: every token, in any case and wherever it sits in a line, is
+// replaced; text that merely looks alike is kept.
+func TestRedact(t *testing.T) {
+	keys, _ := NewKeys("current-secret-0123456789")
+	exp := time.Unix(1_800_000_000, 0)
+	reply := keys.Sign(Claims{Purpose: PurposeReply, TicketID: 1, UserID: 2, Expires: exp})
+	link := keys.Sign(Claims{Purpose: PurposeLink, TicketID: 123456789, UserID: 987654, Expires: exp})
+	bounce := keys.Sign(Claims{Purpose: PurposeBounce, TicketID: 3, UserID: 4, MailID: 5, Expires: exp})
+	for _, tc := range []struct{ in, want string }{
+		{"rcpt=support+" + reply + "@example.com", "rcpt=support+[token]@example.com"},
+		{"SUPPORT+" + strings.ToUpper(reply) + "@EXAMPLE.COM", "SUPPORT+[token]@EXAMPLE.COM"},
+		{"/t/1?k=" + link + "&x=1", "/t/1?k=[token]&x=1"},
+		{"<bounces+" + bounce + "@example.com> and support+" + reply + "@example.com",
+			"<bounces+[token]@example.com> and support+[token]@example.com"},
+		{"ticket-12.abcdefghijklmnop@example.com", "ticket-12.abcdefghijklmnop@example.com"},
+		{"sha256 3f5a0c9e1b7d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a", "sha256 3f5a0c9e1b7d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a"},
+		{"pneumonoultramicroscopicsilicovolcanoconiosis", "pneumonoultramicroscopicsilicovolcanoconiosis"},
+		{"", ""},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRedactingHandler: tokens leave the message, string, list, error and
+// grouped attributes, and attributes added with With.
+func TestRedactingHandler(t *testing.T) {
+	keys, _ := NewKeys("current-secret-0123456789")
+	tok := keys.Sign(Claims{Purpose: PurposeReply, TicketID: 1, UserID: 2, Expires: time.Unix(1_800_000_000, 0)})
+	addr := "support+" + tok + "@example.com"
+	var buf strings.Builder
+	log := slog.New(RedactingHandler(slog.NewJSONHandler(&buf, nil))).With("cid", addr)
+	log.Info("mail to "+addr, "rcpt", []string{addr, "ann@example.com"}, "to", addr,
+		"err", fmt.Errorf("refused <%s>", addr), slog.Group("env", "mail_from", addr), "n", 3)
+	out := buf.String()
+	if strings.Contains(out, tok) {
+		t.Fatalf("a token reached the log: %s", out)
+	}
+	if n := strings.Count(out, Redacted); n != 6 {
+		t.Errorf("%d redactions, want 6: %s", n, out)
+	}
+	for _, kept := range []string{`"ann@example.com"`, `"n":3`} {
+		if !strings.Contains(out, kept) {
+			t.Errorf("%s lost: %s", kept, out)
+		}
+	}
 }

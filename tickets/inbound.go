@@ -438,7 +438,8 @@ func (s *Store) QueueEvent(ctx context.Context, id int64, name string, ticketID 
 // ReserveID takes an id from the sequence of table's id column (messages,
 // event_outbox or tickets), for a row that a Queue* call inserts later.
 func (s *Store) ReserveID(ctx context.Context, table string) (int64, error) {
-	seq := map[string]string{"messages": "messages_id_seq", "event_outbox": "event_outbox_id_seq", "tickets": "tickets_id_seq"}[table]
+	seq := map[string]string{"messages": "messages_id_seq", "event_outbox": "event_outbox_id_seq", "tickets": "tickets_id_seq",
+		"mail_outbox": "mail_outbox_id_seq"}[table]
 	if seq == "" {
 		return 0, fmt.Errorf("reserve id: no sequence for %q", table)
 	}
@@ -489,36 +490,6 @@ func (s *Store) InsertAttachment(ctx context.Context, a Attachment) (int64, erro
 		return 0, fmt.Errorf("insert attachment %q of message %d: %w", a.Filename, a.MessageID, err)
 	}
 	return id, nil
-}
-
-// MarkBouncing records that mail to these addresses bounced, for the users
-// ticketd has sent mail to (so a forged bounce cannot mark an address ticketd
-// never wrote to). An address already bouncing keeps its first date. It
-// returns the addresses marked now.
-func (s *Store) MarkBouncing(ctx context.Context, addrs []string) ([]string, error) {
-	norm := make([]string, 0, len(addrs))
-	for _, a := range addrs {
-		if a = NormalizeEmail(a); a != "" {
-			norm = append(norm, a)
-		}
-	}
-	if len(norm) == 0 {
-		return nil, nil
-	}
-	rows, err := s.db.Query(ctx, `
-		UPDATE users u SET bouncing_since = now(), updated_at = now()
-		WHERE lower(u.email) = ANY($1) AND u.bouncing_since IS NULL
-			AND EXISTS (SELECT 1 FROM mail_outbox o
-				WHERE o.recipients && ARRAY[u.email, lower(u.email)])
-		RETURNING u.email`, norm)
-	if err != nil {
-		return nil, fmt.Errorf("mark bouncing addresses: %w", err)
-	}
-	marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("mark bouncing addresses: %w", err)
-	}
-	return marked, nil
 }
 
 // LockTicketByMessageIDs finds the ticket of the first of ids (in their

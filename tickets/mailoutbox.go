@@ -70,7 +70,9 @@ func collectOutboxMails(rows pgx.Rows, err error) ([]OutboxMail, error) {
 
 // QueueMail writes a mail to the outbox; it is sent once the surrounding
 // transaction commits. A mail whose dedupe key is already queued is not
-// queued again: queued is false and id is 0. Recipients are stored
+// queued again: queued is false and id is 0. m.ID, when set, is the row's
+// id, reserved beforehand (ReserveID) so that the mail's return path can
+// name it; 0 takes the next one. Recipients are stored
 // normalised (NormalizeEmail), so the hourly count of automatic mails finds
 // them. created_at is the clock time of the insert, so mails queued in one
 // transaction keep their order in the thread.
@@ -80,12 +82,12 @@ func (s *Store) QueueMail(ctx context.Context, m OutboxMail) (id int64, queued b
 		rcpts[i] = NormalizeEmail(r)
 	}
 	err = s.db.QueryRow(ctx, `
-		INSERT INTO mail_outbox (ticket_id, kind, dedupe_key, message_id, envelope_from, recipients,
+		INSERT INTO mail_outbox (id, ticket_id, kind, dedupe_key, message_id, envelope_from, recipients,
 			automatic, data, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
+		VALUES (COALESCE($9, nextval('mail_outbox_id_seq')), $1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 		ON CONFLICT (dedupe_key) DO NOTHING
 		RETURNING id`,
-		m.TicketID, m.Kind, m.DedupeKey, m.MessageID, m.EnvelopeFrom, rcpts, m.Automatic, m.Data).Scan(&id)
+		m.TicketID, m.Kind, m.DedupeKey, m.MessageID, m.EnvelopeFrom, rcpts, m.Automatic, m.Data, nilIfZero(m.ID)).Scan(&id)
 	if err == pgx.ErrNoRows {
 		return 0, false, nil
 	}
@@ -225,14 +227,30 @@ func (s *Store) RenewMailLease(ctx context.Context, id int64, attempt int, lease
 }
 
 // MarkMailSent records that the relay accepted the mail. ok is false when
-// the claim was lost (another sender has claimed the row since).
-func (s *Store) MarkMailSent(ctx context.Context, id int64, attempt int) (ok bool, err error) {
-	tag, err := s.db.Exec(ctx, `UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = ''
-		WHERE id = $1 AND attempts = $2 AND status = 'pending'`, id, attempt)
+// the claim was lost (another sender has claimed the row since). A mail
+// the relay took is newer news about its recipients than the delivery
+// report that marked them bouncing: their mark clears (see BelieveBounce),
+// unless a report about this very mail set it. cleared lists them.
+func (s *Store) MarkMailSent(ctx context.Context, id int64, attempt int) (ok bool, cleared []string, err error) {
+	err = s.db.QueryRow(ctx, `
+		WITH sent AS (
+			UPDATE mail_outbox SET status = 'sent', sent_at = now(), last_error = ''
+			WHERE id = $1 AND attempts = $2 AND status = 'pending'
+			RETURNING id, message_id, recipients, sent_at
+		), u AS (
+			UPDATE users SET bouncing_since = NULL, updated_at = now()
+			FROM sent WHERE lower(users.email) = ANY (sent.recipients) AND users.bouncing_since IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM bounces WHERE bounces.mail_id = sent.id)
+			RETURNING users.id, users.email
+		), b AS (
+			UPDATE bounces SET cleared_at = sent.sent_at, cleared_how = 'the relay accepted mail <' || sent.message_id || '>'
+			FROM u, sent WHERE bounces.user_id = u.id AND bounces.cleared_at IS NULL
+		)
+		SELECT EXISTS (SELECT 1 FROM sent), ARRAY(SELECT email FROM u ORDER BY email)`, id, attempt).Scan(&ok, &cleared)
 	if err != nil {
-		return false, fmt.Errorf("mark mail %d sent: %w", id, err)
+		return false, nil, fmt.Errorf("mark mail %d sent: %w", id, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return ok, cleared, nil
 }
 
 // MarkMailRetry records a temporary failure: the mail is tried again after
@@ -306,4 +324,11 @@ func (s *Store) RetryMailNow(ctx context.Context, id int64) error {
 		return fmt.Errorf("retry mail %d: notify: %w", id, err)
 	}
 	return nil
+}
+
+func nilIfZero(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }

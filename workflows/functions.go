@@ -383,12 +383,28 @@ func (w *Workflows) queueTriageMails(ctx context.Context, tx *tickets.Store, t t
 // notifyAssigned mails the new assignee of a manual assignment, and the
 // previous one when the Notifier can. Nobody is told what they did
 // themselves.
+//
+// Each of these mails carries a reply address signed for its recipient on
+// the ticket, and the event is only a claim (anyone who reaches the
+// workflow engine can send one): the database decides. The new assignee
+// is mailed only while the ticket is theirs, the previous one only if the
+// ticket was theirs and is no longer.
 func (w *Workflows) notifyAssigned(ctx context.Context, in inngestgo.Input[assignedData]) (any, error) {
 	d, key := in.Event.Data, eventKey(in)
 	return step.Run(ctx, "notify", func(ctx context.Context) (map[string]bool, error) {
 		out := map[string]bool{}
 		err := w.store.InTx(ctx, func(tx *tickets.Store) error {
-			if d.ActorID == nil || *d.ActorID != d.AssigneeID {
+			t, err := tx.Ticket(ctx, d.TicketID)
+			if errors.Is(err, tickets.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if t.AssigneeID == nil || *t.AssigneeID != d.AssigneeID {
+				w.log.Warn("assignment mail not sent: the ticket is not the assignee's the event names",
+					"ticket_id", d.TicketID, "assignee_id", d.AssigneeID)
+			} else if d.ActorID == nil || *d.ActorID != d.AssigneeID {
 				if err := w.opts.Notifier.Assignment(ctx, tx, key+"/assignment", d.TicketID, d.AssigneeID); err != nil {
 					return err
 				}
@@ -396,12 +412,22 @@ func (w *Workflows) notifyAssigned(ctx context.Context, in inngestgo.Input[assig
 			}
 			r, ok := w.opts.Notifier.(reassigner)
 			prev := d.PreviousAssigneeID
-			if ok && prev != nil && *prev != d.AssigneeID && (d.ActorID == nil || *d.ActorID != *prev) {
-				if err := r.Reassigned(ctx, tx, key+"/reassignment", d.TicketID, *prev, d.AssigneeID); err != nil {
-					return err
-				}
-				out["reassignment"] = true
+			if !ok || prev == nil || *prev == d.AssigneeID || (d.ActorID != nil && *d.ActorID == *prev) {
+				return nil
 			}
+			held, err := tx.WasAssignee(ctx, d.TicketID, *prev)
+			if err != nil {
+				return err
+			}
+			if !held || (t.AssigneeID != nil && *t.AssigneeID == *prev) {
+				w.log.Warn("reassignment mail not sent: the ticket was never the previous assignee's the event names, or still is",
+					"ticket_id", d.TicketID, "previous_assignee_id", *prev)
+				return nil
+			}
+			if err := r.Reassigned(ctx, tx, key+"/reassignment", d.TicketID, *prev, d.AssigneeID); err != nil {
+				return err
+			}
+			out["reassignment"] = true
 			return nil
 		})
 		if err != nil {

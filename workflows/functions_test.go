@@ -204,13 +204,19 @@ func TestNotificationFunctions(t *testing.T) {
 		want []string // new mails
 	}{
 		{"self-assignment mails nobody but the previous assignee", func() (any, error) {
+			assign(t, st, tk.ID, p.mail.ID, p.mail.ID)
 			return w.notifyAssigned(ctx, input("ticketd-10", assignedData{TicketID: tk.ID, AssigneeID: p.mail.ID,
 				PreviousAssigneeID: &p.pg.ID, ActorID: &p.mail.ID, Channel: tickets.ChannelMail}, 0))
 		}, []string{"reassignment pg@example.com"}},
 		{"an admin's assignment mails the new assignee", func() (any, error) {
+			assign(t, st, tk.ID, p.pg.ID, p.admin.ID)
 			return w.notifyAssigned(ctx, input("ticketd-11", assignedData{TicketID: tk.ID, AssigneeID: p.pg.ID,
 				PreviousAssigneeID: &p.mail.ID, ActorID: &p.admin.ID, Channel: tickets.ChannelWeb}, 0))
 		}, []string{"assignment pg@example.com", "reassignment mail@example.com"}},
+		{"an event claiming an assignment the ticket does not have mails nobody", func() (any, error) {
+			return w.notifyAssigned(ctx, input("ticketd-19", assignedData{TicketID: tk.ID, AssigneeID: p.mail.ID,
+				PreviousAssigneeID: &p.admin.ID, ActorID: &p.admin.ID, Channel: tickets.ChannelWeb}, 0))
+		}, nil},
 		{"the same event again mails nobody", func() (any, error) {
 			return w.notifyAssigned(ctx, input("ticketd-11", assignedData{TicketID: tk.ID, AssigneeID: p.pg.ID,
 				PreviousAssigneeID: &p.mail.ID, ActorID: &p.admin.ID, Channel: tickets.ChannelWeb}, 0))
@@ -443,5 +449,17 @@ func TestModelAnswerWithNUL(t *testing.T) {
 	if err := st.DB().QueryRow(ctx, `SELECT raw_output FROM ai_decisions WHERE ticket_id = $1 ORDER BY id LIMIT 1`, tk.ID).Scan(&raw); err != nil ||
 		!strings.HasPrefix(raw, "garbage") {
 		t.Errorf("stored answer %q, %v; want the model's text without NUL", raw, err)
+	}
+}
+
+// assign gives ticket id to assignee as actor, as the web does.
+func assign(t *testing.T, st *tickets.Store, id, assignee, actor int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.InTx(ctx, func(tx *tickets.Store) error {
+		_, err := tx.Assign(ctx, id, assignee, "test", tickets.Actor{UserID: &actor, Channel: tickets.ChannelWeb})
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -179,8 +179,9 @@ func waitFor(t testing.TB, what string, cond func() (bool, error)) {
 // invocations records which Inngest runs called each function for each
 // event, to show that an event runs a function once.
 type invocations struct {
-	mu   sync.Mutex
-	runs map[string]map[string]bool // fnId + " " + event id -> run ids
+	mu       sync.Mutex
+	runs     map[string]map[string]bool // fnId + " " + event id -> run ids
+	finished map[string]int             // fnId + " " + event id -> calls answered 200: the function returned
 }
 
 func (iv *invocations) wrap(h http.Handler) http.Handler {
@@ -207,10 +208,38 @@ func (iv *invocations) wrap(h http.Handler) http.Handler {
 				}
 				iv.runs[k][req.Ctx.RunID] = true
 				iv.mu.Unlock()
+				sr := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+				h.ServeHTTP(sr, r)
+				if sr.code == http.StatusOK {
+					iv.mu.Lock()
+					if iv.finished == nil {
+						iv.finished = map[string]int{}
+					}
+					iv.finished[k]++
+					iv.mu.Unlock()
+				}
+				return
 			}
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// done is how many runs of fn for the event returned.
+func (iv *invocations) done(fn, eventID string) int {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	return iv.finished["ticketd-"+fn+" "+eventID]
 }
 
 // runs is how many distinct runs of fn the event started.

@@ -49,6 +49,7 @@ func TestRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodPut, "http://127.0.0.1:8080/api/inngest", strings.NewReader(`{}`))
+	req.RemoteAddr = "127.0.0.1:40000" // the dev server's calls come from loopback
 	rec := httptest.NewRecorder()
 	w.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {

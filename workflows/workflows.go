@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -188,7 +189,7 @@ func New(o Options) (*Workflows, error) {
 	_, rulesOnly := o.Analyzer.(*triage.Rules)
 	w := &Workflows{opts: o, store: store, log: o.Logger, http: o.HTTPClient, modelLimit: !rulesOnly}
 
-	dev := o.Dev != "" && !isFalse(o.Dev)
+	dev := DevMode(o.Dev)
 	w.dev = dev
 	w.configured = dev || o.EventKey != "" || o.BaseURL != ""
 	w.selfHosted = !dev && o.BaseURL != ""
@@ -255,6 +256,10 @@ func New(o Options) (*Workflows, error) {
 	return w, nil
 }
 
+// DevMode reports whether INNGEST_DEV (Options.Dev) selects the dev
+// server: set, and not a false value.
+func DevMode(dev string) bool { return dev != "" && !isFalse(dev) }
+
 func isFalse(s string) bool {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "0", "false", "no", "off":
@@ -266,8 +271,61 @@ func isFalse(s string) bool {
 // Configured reports whether an Inngest is configured at all.
 func (w *Workflows) Configured() bool { return w.configured }
 
-// Handler serves the functions to Inngest; mount it at ServePath.
-func (w *Workflows) Handler() http.Handler { return w.handler }
+// AcceptsUnsigned reports whether the functions run on calls that carry
+// no Inngest signature: in dev mode (INNGEST_DEV), whose dev server signs
+// nothing. Anyone who can reach such a handler can run a step with an
+// event they made up, so it must be reachable from loopback alone: serve
+// Handler on a listener bound to loopback, and PublicHandler everywhere
+// else.
+func (w *Workflows) AcceptsUnsigned() bool { return w.dev }
+
+// Handler serves the functions to Inngest; mount it at ServePath. Outside
+// dev mode the SDK runs only calls signed with SigningKey. In dev mode it
+// runs unsigned calls, and this handler answers only clients on loopback:
+// mount it on a listener bound to loopback.
+func (w *Workflows) Handler() http.Handler {
+	if !w.dev {
+		return w.handler
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r.RemoteAddr) {
+			w.log.Warn("unsigned workflow call refused: not from loopback", "remote", r.RemoteAddr)
+			refuseUnsigned(rw)
+			return
+		}
+		w.handler.ServeHTTP(rw, r)
+	})
+}
+
+// PublicHandler serves the functions on a listener others can reach: calls
+// signed with SigningKey run (the SDK checks), and in dev mode, where
+// nothing is signed, every call is refused.
+func (w *Workflows) PublicHandler() http.Handler {
+	if !w.dev {
+		return w.handler
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.log.Warn("unsigned workflow call refused on the public listener", "remote", r.RemoteAddr, "method", r.Method)
+		refuseUnsigned(rw)
+	})
+}
+
+func refuseUnsigned(rw http.ResponseWriter) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(http.StatusUnauthorized)
+	_, _ = rw.Write([]byte(`{"message":"this endpoint runs only calls signed with INNGEST_SIGNING_KEY; the dev server's unsigned calls are served on INNGEST_LISTEN, on loopback"}` + "\n"))
+}
+
+// fromLoopback reports whether a request's peer (host:port) is on
+// loopback.
+func fromLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Ready reports whether the workflow engine is configured and answers, for
 // /readyz. ticketd takes mail either way; events wait in the outbox.

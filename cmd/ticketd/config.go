@@ -36,6 +36,8 @@ type Config struct {
 	SMTPMaxMessageBytes int64
 	SMTPMaxRecipients   int
 	SMTPMaxSessions     int
+	SMTPMaxPerClient    int
+	SMTPFirstCommand    time.Duration
 	SMTPTLSCert         string
 	SMTPTLSKey          string
 	SMTPAuthUsername    string
@@ -47,6 +49,7 @@ type Config struct {
 	CommandsRequireAuth bool
 	commandsAuthSet     bool // COMMANDS_REQUIRE_AUTH was set, so dev keeps it
 	ReopenAfter         time.Duration
+	MaxParticipants     int
 	QuarantineAutoGen   bool
 	QuarantineBulk      bool
 
@@ -75,6 +78,11 @@ type Config struct {
 	InngestEventKey   string
 	InngestSigningKey string
 	InngestServeHost  string
+	// InngestListen is the loopback listener of the dev server's unsigned
+	// calls; see inngestListen.
+	InngestListen       string
+	inngestListenSet    bool // INNGEST_LISTEN was given (off included)
+	inngestServeHostSet bool // INNGEST_SERVE_HOST was given
 
 	LogLevel  string
 	LogFormat string
@@ -238,6 +246,10 @@ var settings = []setting{
 		set: integer(func(c *Config) *int { return &c.SMTPMaxRecipients }, 1)},
 	{name: "SMTP_MAX_SESSIONS", def: "100", help: "concurrent SMTP sessions",
 		set: integer(func(c *Config) *int { return &c.SMTPMaxSessions }, 1)},
+	{name: "SMTP_MAX_SESSIONS_PER_CLIENT", def: "20", help: "concurrent SMTP sessions from one client address (an IPv4 address or an IPv6 /64); more get 421",
+		set: integer(func(c *Config) *int { return &c.SMTPMaxPerClient }, 1)},
+	{name: "SMTP_FIRST_COMMAND_TIMEOUT", def: "30s", help: "how long a client may stay silent after the greeting before its session ends (421)",
+		set: duration(func(c *Config) *time.Duration { return &c.SMTPFirstCommand })},
 	{name: "SMTP_TLS_CERT", help: "PEM certificate file; with SMTP_TLS_KEY, the receiver offers STARTTLS",
 		set: str(func(c *Config) *string { return &c.SMTPTLSCert })},
 	{name: "SMTP_TLS_KEY", help: "PEM key file for SMTP_TLS_CERT",
@@ -256,6 +268,8 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.AuthservID })},
 	{name: "COMMANDS_REQUIRE_AUTH", def: "true", help: "mailed commands and staff replies need an authenticated From (DMARC pass, or with no DMARC record an aligned DKIM or SPF pass); false for closed networks: the signed reply address and a matching From suffice (ticketd dev: false)",
 		set: boolean(func(c *Config) *bool { return &c.CommandsRequireAuth })},
+	{name: "MAX_PARTICIPANTS", def: "20", help: "people on a ticket at most, its requester included; further addresses of the opening mail are listed on the ticket as not added, and get no mail",
+		set: integer(func(c *Config) *int { return &c.MaxParticipants }, 1)},
 	{name: "REOPEN_AFTER", def: "0", help: "a reply to a ticket completed longer ago than this opens a new linked ticket; 0 always reopens",
 		set: duration(func(c *Config) *time.Duration { return &c.ReopenAfter })},
 	{name: "QUARANTINE_AUTO_GENERATED", def: "false", help: "hold auto-generated mail that answers nothing (alerts, forms) in the quarantine instead of opening a ticket",
@@ -318,8 +332,16 @@ var settings = []setting{
 		set: str(func(c *Config) *string { return &c.InngestEventKey })},
 	{name: "INNGEST_SIGNING_KEY", secret: true, help: "Inngest signing key (production)",
 		set: str(func(c *Config) *string { return &c.InngestSigningKey })},
-	{name: "INNGEST_SERVE_HOST", help: "the URL Inngest calls back to reach /api/inngest; default TICKETD_BASE_URL",
-		set: urlOf("http", "https")(func(c *Config) *string { return &c.InngestServeHost })},
+	{name: "INNGEST_SERVE_HOST", help: "the URL Inngest calls back to reach /api/inngest; default TICKETD_BASE_URL (with INNGEST_DEV: INNGEST_LISTEN)",
+		set: func(c *Config, v string) error {
+			c.inngestServeHostSet = true
+			return urlOf("http", "https")(func(c *Config) *string { return &c.InngestServeHost })(c, v)
+		}},
+	{name: "INNGEST_LISTEN", help: "with INNGEST_DEV, a loopback address (host:port) that alone serves the dev server's unsigned calls to /api/inngest; default " + defaultInngestListen + " with INNGEST_DEV, off otherwise",
+		set: func(c *Config, v string) error {
+			c.inngestListenSet = true
+			return listenAddr(func(c *Config) *string { return &c.InngestListen })(c, v)
+		}},
 	{name: "LOG_LEVEL", def: "info", help: "debug, info, warn or error",
 		set: func(c *Config, v string) error {
 			if !contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
@@ -413,6 +435,35 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// defaultInngestListen is where the dev server's calls are served when
+// INNGEST_DEV is set and INNGEST_LISTEN is not.
+const defaultInngestListen = "127.0.0.1:8289"
+
+// inngestListen is the address of the listener for Inngest's calls, "" for
+// none: INNGEST_LISTEN when given, else defaultInngestListen when the
+// workflows run on the dev server (whose calls are unsigned, and may come
+// from loopback alone).
+func (c Config) inngestListen(devServer bool) string {
+	if c.inngestListenSet || !devServer {
+		return c.InngestListen
+	}
+	return defaultInngestListen
+}
+
+// loopbackAddr reports whether a listen address (host:port) binds to
+// loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // requireServe checks what serve needs beyond what every command needs.

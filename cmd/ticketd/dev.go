@@ -177,7 +177,9 @@ func startInngestDev(ctx context.Context, cfg Config, dataDir string, log *slog.
 		return nil, "", fmt.Errorf("the Inngest dev server %s is missing: run `make inngest` (or set INNGEST_DEV to a running one)", bin)
 	}
 	port := strconv.Itoa(cfg.InngestPort)
-	sdkURL := "http://" + cfg.HTTPListen + "/api/inngest"
+	// The dev server's calls are unsigned, and served only on the
+	// loopback listener INNGEST_LISTEN (serve opens it).
+	sdkURL := "http://" + cfg.inngestListen(true) + "/api/inngest"
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "inngest.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, "", err

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"ticketd/signing"
 )
 
 func main() {
@@ -119,8 +121,10 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 			}
 		}
 	}
+	// Signed tokens (reply addresses, return paths, links) are keys to
+	// tickets: every record loses them here, whatever logged them.
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(signing.RedactingHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(signing.RedactingHandler(slog.NewJSONHandler(w, opts)))
 }

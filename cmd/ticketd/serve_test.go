@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -38,10 +39,13 @@ func freeAddr(t *testing.T) string {
 
 // startServe runs serve on a fresh database, without a workflow engine
 // (events wait in their outbox), and waits for /readyz.
-func startServe(t *testing.T) *served {
+func startServe(t *testing.T) *served { return startServeWith(t, nil, testlog.New(t)) }
+
+// startServeWith is startServe with more settings, logging to log.
+func startServeWith(t *testing.T, more map[string]string, log *slog.Logger) *served {
 	t.Helper()
 	s := &served{httpAddr: freeAddr(t), smtpAddr: freeAddr(t), done: make(chan error, 1)}
-	cfg, err := LoadConfig(env(map[string]string{
+	settings := map[string]string{
 		"DATABASE_URL":     pgtest.URL(t),
 		"TICKETD_SECRET":   "a test secret 0123456789",
 		"TICKETD_DOMAIN":   "example.com",
@@ -50,13 +54,17 @@ func startServe(t *testing.T) *served {
 		"SMTP_LISTEN":      s.smtpAddr,
 		"MAILDIR":          t.TempDir(),
 		"DNS_RESOLVER":     dnstest.Start(t).Addr,
-	}))
+	}
+	for k, v := range more {
+		settings[k] = v
+	}
+	cfg, err := LoadConfig(env(settings))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	go func() { s.done <- serve(ctx, cfg, testlog.New(t)) }()
+	go func() { s.done <- serve(ctx, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-s.done; err != nil {

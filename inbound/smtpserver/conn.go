@@ -24,7 +24,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &conn{Conn: nc, s: l.s, cid: l.s.newCID()}
+		c := &conn{Conn: nc, s: l.s, cid: l.s.newCID(), client: clientKey(nc.RemoteAddr())}
 		c.log = l.s.log.With("cid", c.cid)
 		if ok, reason := l.s.register(c); !ok {
 			go l.s.refuse(nc, c.log, reason)
@@ -46,8 +46,11 @@ func (s *Server) refuse(nc net.Conn, log *slog.Logger, reason string) {
 	defer nc.Close()
 	log.Warn("smtp connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
 	code, counted := "4.4.5", "sessions" // RFC 3463: system congestion
-	if reason == "shutting down" {
+	switch reason {
+	case refusedShutdown:
 		code, counted = "4.3.2", "shutting_down" // RFC 3463: system not accepting network messages
+	case refusedClient:
+		code, counted = "4.7.0", "client_sessions" // RFC 3463: a security or policy status
 	}
 	s.opt.Metrics.MailRefused("smtp", counted)
 	_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -59,9 +62,11 @@ func (s *Server) refuse(nc net.Conn, log *slog.Logger, reason string) {
 // message whose DATA is being read or stored goes on to its answer.
 type conn struct {
 	net.Conn
-	s   *Server
-	cid string
-	log *slog.Logger
+	s      *Server
+	cid    string
+	client string // clientKey of the remote address
+	log    *slog.Logger
+	spoke  bool // the client sent its first bytes; only Read touches it
 
 	mu      sync.Mutex
 	inData  bool // reading or delivering a message
@@ -90,16 +95,29 @@ func (c *conn) Read(b []byte) (int, error) {
 			return 0, errShutdown
 		}
 		c.woken = false
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.s.opt.ReadTimeout))
+		timeout := c.s.opt.ReadTimeout
+		if !c.spoke {
+			timeout = c.s.opt.FirstCommandTimeout
+		}
+		_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
 		c.mu.Unlock()
 
 		n, err := c.Conn.Read(b)
+		if n > 0 {
+			c.spoke = true
+		}
 		if err != nil && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			c.mu.Lock()
 			woken := c.woken
 			c.mu.Unlock()
 			if woken {
 				continue
+			}
+			if !c.spoke {
+				// go-smtp answers a timeout with 421 and closes.
+				c.log.Info("smtp client silent after the greeting: session ended", "remote", c.RemoteAddr().String(),
+					"waited", timeout)
+				c.s.opt.Metrics.MailRefused("smtp", "silent")
 			}
 		}
 		return n, err

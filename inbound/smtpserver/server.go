@@ -102,6 +102,17 @@ type Options struct {
 	// MaxSessions bounds concurrent connections; default 100. Further
 	// clients are answered 421 4.4.5 at once.
 	MaxSessions int
+	// MaxSessionsPerClient bounds the concurrent connections of one
+	// client address (an IPv4 address, or an IPv6 /64, which one host
+	// commonly holds whole), so that one client cannot hold all
+	// MaxSessions; default a fifth of MaxSessions. Further connections
+	// from it are answered 421 4.7.0 at once.
+	MaxSessionsPerClient int
+	// FirstCommandTimeout is how long the server waits for a client's
+	// first command after its greeting; default 30 seconds. Clients send
+	// EHLO at once; one that says nothing holds a session for nothing.
+	// Later commands and DATA get ReadTimeout.
+	FirstCommandTimeout time.Duration
 	// MaxInflightBytes bounds the bytes of the messages being received and
 	// delivered at once, since delivering takes memory in proportion to a
 	// mail's size; default MaxMessageBytes + 8 MB, which lets one mail of
@@ -138,9 +149,10 @@ type Server struct {
 	cidPrefix string
 	nextCID   atomic.Uint64
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	shutting bool
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	perClient map[string]int // sessions by clientKey
+	shutting  bool
 }
 
 // New returns a server; it does not listen yet.
@@ -181,6 +193,12 @@ func New(opt Options) (*Server, error) {
 	if opt.MaxSessions <= 0 {
 		opt.MaxSessions = 100
 	}
+	if opt.MaxSessionsPerClient <= 0 {
+		opt.MaxSessionsPerClient = max(1, opt.MaxSessions/5)
+	}
+	if opt.FirstCommandTimeout <= 0 {
+		opt.FirstCommandTimeout = 30 * time.Second
+	}
 	if opt.MaxInflightBytes <= 0 {
 		opt.MaxInflightBytes = opt.MaxMessageBytes + 8<<20
 	}
@@ -191,6 +209,7 @@ func New(opt Options) (*Server, error) {
 		opt:       opt,
 		log:       opt.Logger,
 		conns:     make(map[*conn]struct{}),
+		perClient: make(map[string]int),
 		budget:    newBudget(opt.MaxInflightBytes),
 		cidPrefix: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff),
 	}
@@ -281,24 +300,59 @@ func (s *Server) Close() error {
 	return err
 }
 
-// register tracks c and reports false when the server is full or closing.
+// Reasons register refuses a connection.
+const (
+	refusedShutdown = "shutting down"
+	refusedFull     = "too many sessions"
+	refusedClient   = "too many sessions from your address"
+)
+
+// register tracks c and reports false when the server is full or closing,
+// or when c's client holds its share of the sessions already.
 func (s *Server) register(c *conn) (ok bool, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting {
-		return false, "shutting down"
+		return false, refusedShutdown
 	}
 	if len(s.conns) >= s.opt.MaxSessions {
-		return false, "too many sessions"
+		return false, refusedFull
+	}
+	if s.perClient[c.client] >= s.opt.MaxSessionsPerClient {
+		return false, refusedClient
 	}
 	s.conns[c] = struct{}{}
+	s.perClient[c.client]++
 	return true, ""
 }
 
 func (s *Server) unregister(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		if s.perClient[c.client]--; s.perClient[c.client] <= 0 {
+			delete(s.perClient, c.client)
+		}
+	}
 	s.mu.Unlock()
+}
+
+// clientKey is what the per-client session limit counts by: the client's
+// IPv4 address, or the /64 its IPv6 address is in.
+func clientKey(addr net.Addr) string {
+	host := addr.String()
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		if v4 := ta.IP.To4(); v4 != nil {
+			return v4.String()
+		}
+		if v6 := ta.IP.To16(); v6 != nil {
+			return v6.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }
 
 func (s *Server) newCID() string {

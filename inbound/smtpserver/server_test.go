@@ -402,7 +402,7 @@ func TestMaxSessions(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.New(t)
 	rs := &rawStore{pool: pool}
-	_, addr := start(t, smtpserver.Options{Deliver: rs.Deliver, MaxSessions: 2})
+	_, addr := start(t, smtpserver.Options{Deliver: rs.Deliver, MaxSessions: 2, MaxSessionsPerClient: 2})
 
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	for _, c := range []*rawConn{a, b} {
