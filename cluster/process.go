@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -180,14 +181,23 @@ func (p *process) waitFor(within time.Duration, ready func() error) error {
 	}
 }
 
-// freePort finds a TCP port free on host.
+// freePort finds a TCP port free on host for a server started later. It
+// picks from below Linux's ephemeral range (32768–60999, which the kernel
+// hands to outgoing connections and to listeners on port 0), so that no
+// connection made meanwhile on a busy machine takes the port before the
+// server binds it.
 func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("cluster: find a free port on %s: %w", host, err)
+	const low, high = 20000, 32768
+	for try := 0; try < 100; try++ {
+		port := low + rand.IntN(high-low)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("cluster: no free port on %s between %d and %d", host, low, high)
 }
 
 // freePortOn finds one TCP port free on every host, for servers that each
