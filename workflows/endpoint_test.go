@@ -22,7 +22,7 @@ func TestUnsignedCallsOnlyFromLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, EventKey: "event-key", BaseURL: "http://127.0.0.1:1",
+	signed, err := New(Options{Pool: pool, Notifier: outboxNotifier{}, EventKey: "event-key", BaseURL: "http://127.0.0.1:1", ServeOrigin: "http://desk.example",
 		SigningKey: "signkey-prod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)

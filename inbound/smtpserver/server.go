@@ -109,7 +109,8 @@ type Options struct {
 	// from it are answered 421 4.7.0 at once.
 	MaxSessionsPerClient int
 	// FirstCommandTimeout is how long the server waits for a client's
-	// first command after its greeting; default 30 seconds. Clients send
+	// first command after its greeting; default 30 seconds, or ReadTimeout
+	// when that is shorter. Clients send
 	// EHLO at once; one that says nothing holds a session for nothing.
 	// Later commands and DATA get ReadTimeout.
 	FirstCommandTimeout time.Duration
@@ -197,7 +198,7 @@ func New(opt Options) (*Server, error) {
 		opt.MaxSessionsPerClient = max(1, opt.MaxSessions/5)
 	}
 	if opt.FirstCommandTimeout <= 0 {
-		opt.FirstCommandTimeout = 30 * time.Second
+		opt.FirstCommandTimeout = min(30*time.Second, opt.ReadTimeout)
 	}
 	if opt.MaxInflightBytes <= 0 {
 		opt.MaxInflightBytes = opt.MaxMessageBytes + 8<<20
