@@ -159,7 +159,7 @@ func (w *Workflows) triageTicket(ctx context.Context, in inngestgo.Input[created
 		})
 		return map[string]any{"ticket_id": id, "skipped": an.Skip, "notified": n}, err
 	}
-	ch, err := step.Run(ctx, "assign", func(ctx context.Context) (choice, error) {
+	ch, err := step.Run(ctx, "assign", func(ctx context.Context) (triage.Choice, error) {
 		return w.assign(ctx, id, an.Result.Skills)
 	})
 	if err != nil {
@@ -272,13 +272,13 @@ func (w *Workflows) saveDecision(ctx context.Context, id int64, d triage.Decisio
 }
 
 // assign picks the assignee, keeping one a person already chose.
-func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choice, error) {
+func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (triage.Choice, error) {
 	t, err := w.store.Ticket(ctx, id)
 	if err != nil {
-		return choice{}, err
+		return triage.Choice{}, err
 	}
 	if t.AssigneeID != nil {
-		return choice{AssigneeID: t.AssigneeID, Reason: t.AssignmentReason}, nil
+		return triage.Choice{AssigneeID: t.AssigneeID, Reason: t.AssignmentReason}, nil
 	}
 	if len(t.Skills) > 0 && t.TriagedAt == nil {
 		// A person set the skills before triage ran; they stand (see
@@ -287,9 +287,9 @@ func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choi
 	}
 	staff, err := w.store.AssignableStaff(ctx)
 	if err != nil {
-		return choice{}, err
+		return triage.Choice{}, err
 	}
-	c := pickAssignee(staff, skills)
+	c := triage.PickAssignee(staff, skills)
 	if c.AssigneeID != nil {
 		w.log.Info("triage assignment", "ticket_id", id, "assignee_id", *c.AssigneeID, "reason", c.Reason)
 	} else {
@@ -302,7 +302,7 @@ func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (choi
 // with the mails it causes (DESIGN.md: notifications are written in the
 // transaction of the change they announce); a ticket triaged meanwhile is
 // left alone.
-func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c choice) (updated, error) {
+func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c triage.Choice) (updated, error) {
 	var up updated
 	err := w.store.InTx(ctx, func(tx *tickets.Store) error {
 		t, err := tx.TicketForUpdate(ctx, id)
@@ -328,7 +328,7 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c cho
 				if err != nil {
 					return err
 				}
-				c := pickAssignee(staff, r.Skills)
+				c := triage.PickAssignee(staff, r.Skills)
 				assignee, reason, assigned = c.AssigneeID, c.Reason, c.AssigneeID != nil
 			}
 		}

@@ -1,4 +1,4 @@
-package workflows
+package triage
 
 import (
 	"fmt"
@@ -9,20 +9,23 @@ import (
 	"ticketd/tickets"
 )
 
-// choice is who automatic assignment picked, and why.
-type choice struct {
+// Choice is who automatic assignment picked, and why.
+type Choice struct {
 	AssigneeID *int64 `json:"assignee_id"`
 	Reason     string `json:"reason"`
+	// Fallback: nobody holds any of the skills (or none were found), and
+	// the ticket went to an admin (or anyone, when there is no admin).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
-// pickAssignee chooses the staff member for a ticket needing skills: the
+// PickAssignee chooses the staff member for a ticket needing skills: the
 // most skills in common, then the fewest open tickets, then the longest
 // since their last assignment (never assigned counts as longest). When
 // nobody has any of the skills, an admin is chosen the same way by load, or
 // any staff member when there is no admin. Staff whose address bounces are
 // left out while anyone else is there: they would never hear of the
 // ticket. Code decides this, never a model.
-func pickAssignee(staff []tickets.Assignable, skills []string) choice {
+func PickAssignee(staff []tickets.Assignable, skills []string) Choice {
 	skills = tickets.NormalizeSkills(skills)
 	reachable := slices.DeleteFunc(slices.Clone(staff), func(s tickets.Assignable) bool { return s.BouncingSince != nil })
 	if len(reachable) > 0 {
@@ -45,7 +48,7 @@ func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 		all = append(all, c)
 	}
 	if len(all) == 0 {
-		return choice{Reason: "no active moderator or admin to assign"}
+		return Choice{Reason: "no active moderator or admin to assign"}
 	}
 	var pool []cand
 	var why string
@@ -91,9 +94,9 @@ func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 	load := fmt.Sprintf("%d open ticket%s", p.OpenTickets, plural(p.OpenTickets))
 	id := p.ID
 	if best > 0 {
-		return choice{AssigneeID: &id, Reason: fmt.Sprintf("matched skills: %s; %s", strings.Join(p.matched, ", "), load)}
+		return Choice{AssigneeID: &id, Reason: fmt.Sprintf("matched skills: %s; %s", strings.Join(p.matched, ", "), load)}
 	}
-	return choice{AssigneeID: &id, Reason: fmt.Sprintf("%s with %s", why, load)}
+	return Choice{AssigneeID: &id, Reason: fmt.Sprintf("%s with %s", why, load), Fallback: true}
 }
 
 func plural(n int) string {
