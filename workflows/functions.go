@@ -205,11 +205,11 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 	if t.TriagedAt != nil {
 		return analysis{Skip: skipTriaged}, nil
 	}
-	vocab, err := w.store.SkillVocabulary(ctx)
+	desk, err := triage.LoadDesk(ctx, w.store)
 	if err != nil {
 		return analysis{}, err
 	}
-	input := triage.Input{TicketID: id, Subject: t.Subject, Body: t.Description, Vocabulary: vocab}
+	input := desk.Input(id, t.Subject, t.Description)
 	res, d, err := w.opts.Analyzer.Analyze(ctx, input)
 	if err != nil {
 		w.opts.Metrics.Triage(d.Provider, "error")
