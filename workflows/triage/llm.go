@@ -163,7 +163,7 @@ func guard(in Input, r Result) Result {
 		return r
 	}
 	r.Flags = append(r.Flags, FlagInjection)
-	if rules, _ := priorityOf(in.Text()); rank(rules) < rank(r.Priority) {
+	if rules := read(in).severity.priority; rank(rules) < rank(r.Priority) {
 		r.Priority = rules
 	}
 	note := fmt.Sprintf("Caution: the ticket contains text addressed to the triage (%q). It was treated as the requester's text; the priority is capped at what keyword rules read in the ticket.", clip(quote, 80))

@@ -205,7 +205,7 @@ func TestValidate(t *testing.T) {
 		{"category outside the enum", strings.Replace(good, `"incident"`, `"outage"`, 1), `category "outage"`},
 		{"language not a code", strings.Replace(good, `"en"`, `"English"`, 1), `language "English"`},
 		{"summary too long", strings.Replace(good, `"VPN drops"`, `"`+strings.Repeat("x", triage.MaxSummary+1)+`"`, 1), "summary is longer"},
-		{"empty first response", strings.Replace(good, `"Thanks"`, `" "`, 1), "first_response is empty"},
+		{"empty first response: nothing useful to say", strings.Replace(good, `"Thanks"`, `" "`, 1), ""},
 		{"skill not a name", strings.Replace(good, `"kafka"`, `"rm -rf /; echo"`, 1), "not a short skill name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

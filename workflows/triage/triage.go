@@ -38,6 +38,9 @@ type Input struct {
 	Subject    string
 	Body       string
 	Vocabulary []string
+	// SkillTerms are the words admins gave skills of the vocabulary on the
+	// skills page, beyond what the rules know.
+	SkillTerms map[string][]string
 }
 
 // MaxBody bounds how much of a ticket's text an engine reads.
@@ -83,9 +86,6 @@ type Result struct {
 	// Flags are warnings for the moderator, such as FlagInjection.
 	Flags []string `json:"flags,omitempty"`
 }
-
-// FlagInjection marks a ticket whose text tries to instruct the triage.
-const FlagInjection = "suspected-prompt-injection"
 
 // Decision records one analysis for the ai_decisions table.
 type Decision struct {
@@ -168,7 +168,7 @@ func Validate(raw string, vocabulary []string) (Result, error) {
 	r := Result{
 		Summary:       need("summary", p.Summary, MaxSummary, true),
 		HelpfulNotes:  need("helpful_notes", p.HelpfulNotes, MaxHelpfulNotes, false),
-		FirstResponse: need("first_response", p.FirstResponse, MaxFirstResponse, true),
+		FirstResponse: need("first_response", p.FirstResponse, MaxFirstResponse, false),
 	}
 	prio := strings.ToLower(need("priority", p.Priority, 10, true))
 	switch tickets.Priority(prio) {
@@ -325,22 +325,6 @@ func stem(w string) string {
 		}
 	}
 	return w
-}
-
-// injectionPatterns are phrasings that address the triage itself rather than
-// describe a problem.
-var injectionPatterns = regexp.MustCompile(`(?i)(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|preceding|system)\s+(instructions?|prompts?|rules|messages?)` +
-	`|you\s+are\s+now\s+|new\s+instructions?\s*:|system\s+prompt|as\s+an?\s+(ai|language\s+model)` +
-	`|assign\s+(this|it|the\s+ticket)?\s*to\s+(the\s+)?(admin|administrator)` +
-	`|(set|mark|make)\s+(the\s+|this\s+)?(ticket\s+)?(priority\s+)?(to\s+|as\s+)?(high|urgent|critical)\s+priority` +
-	`|with\s+(high|highest|top|urgent)\s+priority` +
-	`|<\|?(im_start|system|endoftext)\|?>`)
-
-// SuspectInjection reports whether the text tries to instruct whoever
-// triages it, and quotes what it found.
-func SuspectInjection(text string) (bool, string) {
-	m := injectionPatterns.FindString(text)
-	return m != "", m
 }
 
 // clip shortens s to at most n runes at a word boundary, with an ellipsis.
