@@ -289,7 +289,7 @@ func (w *Workflows) assign(ctx context.Context, id int64, skills []string) (tria
 	if err != nil {
 		return triage.Choice{}, err
 	}
-	c := triage.PickAssignee(staff, skills)
+	c := triage.PickAssignee(staff, skills, id)
 	if c.AssigneeID != nil {
 		w.log.Info("triage assignment", "ticket_id", id, "assignee_id", *c.AssigneeID, "reason", c.Reason)
 	} else {
@@ -328,7 +328,7 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result, c tri
 				if err != nil {
 					return err
 				}
-				c := triage.PickAssignee(staff, r.Skills)
+				c := triage.PickAssignee(staff, r.Skills, id)
 				assignee, reason, assigned = c.AssigneeID, c.Reason, c.AssigneeID != nil
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"ticketd/tickets"
 )
@@ -20,12 +21,14 @@ type Choice struct {
 
 // PickAssignee chooses the staff member for a ticket needing skills: the
 // most skills in common, then the fewest open tickets, then the longest
-// since their last assignment (never assigned counts as longest). When
+// since their last assignment (never assigned counts as longest). Staff
+// equal in all of these take turns by the ticket's number, so no one is
+// first in line for being listed first. When
 // nobody has any of the skills, an admin is chosen the same way by load, or
 // any staff member when there is no admin. Staff whose address bounces are
 // left out while anyone else is there: they would never hear of the
 // ticket. Code decides this, never a model.
-func PickAssignee(staff []tickets.Assignable, skills []string) Choice {
+func PickAssignee(staff []tickets.Assignable, skills []string, ticketID int64) Choice {
 	skills = tickets.NormalizeSkills(skills)
 	reachable := slices.DeleteFunc(slices.Clone(staff), func(s tickets.Assignable) bool { return s.BouncingSince != nil })
 	if len(reachable) > 0 {
@@ -88,9 +91,15 @@ func PickAssignee(staff []tickets.Assignable, skills []string) Choice {
 		case a.LastAssignedAt != nil && !a.LastAssignedAt.Equal(*b.LastAssignedAt):
 			return a.LastAssignedAt.Before(*b.LastAssignedAt)
 		}
-		return a.ID < b.ID
+		return false
 	})
-	p := pool[0]
+	tied := 1
+	for tied < len(pool) && pool[tied].OpenTickets == pool[0].OpenTickets && sameTime(pool[tied].LastAssignedAt, pool[0].LastAssignedAt) {
+		tied++
+	}
+	// The tied are in the order staff were listed; the ticket's number
+	// picks among them.
+	p := pool[int(uint64(ticketID)%uint64(tied))]
 	load := fmt.Sprintf("%d open ticket%s", p.OpenTickets, plural(p.OpenTickets))
 	id := p.ID
 	if best > 0 {
@@ -104,4 +113,11 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
 }

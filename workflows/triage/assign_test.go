@@ -128,9 +128,44 @@ func TestPickAssignee(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, PickAssignee(tc.staff, tc.skills)); diff != "" {
+			if diff := cmp.Diff(tc.want, PickAssignee(tc.staff, tc.skills, 1)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestPickAssigneeTiesTakeTurns: staff equal in skills, load and wait take
+// turns by ticket; the one listed first (the lowest id) is not always it.
+func TestPickAssigneeTiesTakeTurns(t *testing.T) {
+	t.Parallel()
+	var staff []tickets.Assignable
+	for id := int64(1); id <= 3; id++ {
+		staff = append(staff, tickets.Assignable{User: tickets.User{ID: id, Role: tickets.RoleModerator, Skills: []string{"web"}}, OpenTickets: 2})
+	}
+	got := map[int64]int{}
+	for ticket := int64(100); ticket < 130; ticket++ {
+		c := PickAssignee(staff, []string{"web"}, ticket)
+		if c.AssigneeID == nil {
+			t.Fatal("nobody assigned")
+		}
+		got[*c.AssigneeID]++
+		if again := PickAssignee(staff, []string{"web"}, ticket); *again.AssigneeID != *c.AssigneeID {
+			t.Fatalf("ticket %d: %d, then %d: the choice must not change on a retry", ticket, *c.AssigneeID, *again.AssigneeID)
+		}
+	}
+	if len(got) != 3 || got[1] != 10 || got[2] != 10 || got[3] != 10 {
+		t.Errorf("30 tickets went %v, want 10 to each of the three", got)
+	}
+	// Load still comes first, then the wait.
+	staff[2].OpenTickets = 1
+	if c := PickAssignee(staff, []string{"web"}, 101); *c.AssigneeID != 3 {
+		t.Errorf("the least loaded is 3, got %d", *c.AssigneeID)
+	}
+	staff[2].OpenTickets = 2
+	last := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	staff[0].LastAssignedAt, staff[1].LastAssignedAt = &last, &last
+	if c := PickAssignee(staff, []string{"web"}, 101); *c.AssigneeID != 3 {
+		t.Errorf("3 was never assigned and has waited longest, got %d", *c.AssigneeID)
 	}
 }

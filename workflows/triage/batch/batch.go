@@ -134,7 +134,7 @@ func (t *Triager) Triage(ctx context.Context, tk Ticket, seq int64) (Decision, e
 	if err != nil {
 		return Decision{}, err
 	}
-	ch := triage.PickAssignee(staff, res.Skills)
+	ch := triage.PickAssignee(staff, res.Skills, seq)
 	d := Decision{ID: tk.ID, Priority: res.Priority, Skills: orEmpty(res.Skills), SuggestedSkills: orEmpty(res.SuggestedSkills),
 		Category: res.Category, Language: res.Language, AssignReason: ch.Reason, Flags: orEmpty(res.Flags),
 		Engine: res.Engine, Summary: res.Summary, FirstResponse: res.FirstResponse, fallback: ch.Fallback}
