@@ -100,38 +100,152 @@ func (s *Store) AssignableStaff(ctx context.Context) ([]Assignable, error) {
 	return out, nil
 }
 
-// SimilarTicket is a Completed ticket that resembles another one.
+// SimilarTicket is a Completed ticket that resembles another one, with
+// what staff settled on for it.
 type SimilarTicket struct {
 	ID           int64
 	Subject      string
 	Summary      string
 	HelpfulNotes string
-	Rank         float64
-	CompletedAt  time.Time
+	// Text is the start of its description, for comparing.
+	Text        string
+	Priority    Priority
+	Skills      []string
+	Category    string
+	AssigneeID  *int64
+	Rank        float64
+	CreatedAt   time.Time
+	CompletedAt time.Time
 }
 
-// SimilarCompleted finds up to limit Completed tickets matching the words of
-// text, best first, with PostgreSQL full-text search over tickets.search.
-// Words are OR-ed, so a ticket sharing the most (and rarest in its own text)
-// words ranks first; excludeID leaves out the ticket being triaged.
-func (s *Store) SimilarCompleted(ctx context.Context, text string, excludeID int64, limit int) ([]SimilarTicket, error) {
-	rows, err := s.db.Query(ctx, `
-		WITH q AS (
-			SELECT to_tsquery('simple', string_agg(quote_literal(w), ' | ')) AS query
-			FROM (SELECT DISTINCT lexeme AS w FROM unnest(to_tsvector('simple', left($1, 20000)))
-				-- English stop words would match everything: leave them out.
-				WHERE length(lexeme) > 2 AND numnode(plainto_tsquery('english', lexeme)) > 0
-				LIMIT 64) words)
-		SELECT t.id, t.subject, t.summary, t.helpful_notes, ts_rank_cd(`+searchDocument+`, q.query) AS rank, t.completed_at
-		FROM tickets t, q
-		WHERE q.query IS NOT NULL AND t.status = 'completed' AND t.id <> $2 AND `+searchMatch("q.query")+`
-		ORDER BY rank DESC, t.completed_at DESC LIMIT $3`, text, excludeID, limit)
+// SimilarQuery asks for Completed tickets resembling Text.
+type SimilarQuery struct {
+	Text string
+	// ExcludeID leaves out the ticket being triaged.
+	ExcludeID int64
+	// Limit is how many to return, best first; at most 50.
+	Limit int
+	// Before, when set, considers only tickets opened before it (a
+	// back-test learns from the past of the tickets it measures).
+	Before time.Time
+}
+
+// Bounds of the similar-ticket search. The search must stay fast on a desk
+// with millions of tickets, whatever text it is given: it looks for the few
+// rarest words of the text, by the statistics ANALYZE keeps of the search
+// documents' words, leaving out any word estimated in more than
+// similarPerWord tickets, so the index returns few tickets; of those it
+// takes the most recent; it ranks only them; and the statement has a time
+// limit, past which there are no similar tickets rather than a slow triage.
+const (
+	similarWords      = 5               // the rarest words whose tickets are candidates
+	similarRankWords  = 32              // the words that rank the candidates
+	similarPerWord    = 5000            // a word in more tickets than this (estimated) is no key
+	similarCandidates = 200             // candidates ranked, the most recent first
+	similarGINLimit   = 20000           // gin_fuzzy_search_limit: a soft cap on what the index returns
+	similarTimeout    = 2 * time.Second // statement_timeout
+)
+
+// SimilarCompleted finds Completed tickets that share the rarest words of
+// the query's text, ranks the most recent of them by all its words, and
+// returns the best. It is bounded however large the desk: see the
+// constants above.
+func (s *Store) SimilarCompleted(ctx context.Context, q SimilarQuery) ([]SimilarTicket, error) {
+	if q.Limit <= 0 || q.Limit > 50 {
+		q.Limit = 50
+	}
+	before := any("infinity")
+	if !q.Before.IsZero() {
+		before = q.Before
+	}
+	ctx, cancel := context.WithTimeout(ctx, similarTimeout+time.Second)
+	defer cancel()
+	query := `
+		WITH words AS (
+			-- The text's words as the search documents hold them, first
+			-- place first, without stop words of the languages triage reads
+			-- and without numbers.
+			SELECT lexeme AS w, positions[1] AS pos
+			FROM unnest(to_tsvector('simple', left($1, 4000)))
+			WHERE length(lexeme) BETWEEN 3 AND 40 AND lexeme ~ '^[[:alpha:]]'
+				AND numnode(plainto_tsquery('english', lexeme)) > 0 AND numnode(plainto_tsquery('german', lexeme)) > 0
+				AND numnode(plainto_tsquery('french', lexeme)) > 0 AND numnode(plainto_tsquery('spanish', lexeme)) > 0
+				AND numnode(plainto_tsquery('italian', lexeme)) > 0 AND numnode(plainto_tsquery('portuguese', lexeme)) > 0
+				AND numnode(plainto_tsquery('dutch', lexeme)) > 0
+		), freq AS (
+			-- How common each word is among all tickets, from ANALYZE's
+			-- statistics of the search documents; a word they do not list
+			-- is rarer than any they do.
+			SELECT words.w, words.pos, coalesce(stats.f, 0) AS f
+			FROM words LEFT JOIN (
+				SELECT e, f FROM pg_stats s,
+					unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS m(e, f)
+				WHERE s.schemaname = current_schema() AND s.tablename = 'tickets' AND s.attname = 'search'
+					AND m.e IS NOT NULL) stats ON stats.e = words.w
+		), q AS (
+			SELECT
+				(SELECT to_tsquery('simple', string_agg(quote_literal(w), ' | '))
+				 FROM (SELECT w FROM freq WHERE f * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass) <= $5
+					ORDER BY f, pos LIMIT $6) rare) AS keys,
+				(SELECT to_tsquery('simple', string_agg(quote_literal(w), ' | '))
+				 FROM (SELECT w FROM freq ORDER BY pos LIMIT $7) first) AS rank
+		), candidates AS MATERIALIZED (
+			SELECT t.id FROM tickets t, q
+			WHERE q.keys IS NOT NULL AND t.status = 'completed' AND t.id <> $2 AND t.created_at < $4
+				AND ` + searchMatch("q.keys") + `
+			ORDER BY t.id DESC LIMIT $8
+		)
+		SELECT t.id, t.subject, t.summary, t.helpful_notes, left(t.description, 2000), t.priority, t.skills,
+			t.category, t.assignee_id, ts_rank(` + searchDocument + `, q.rank) AS rank, t.created_at, t.completed_at
+		FROM candidates c JOIN tickets t ON t.id = c.id, q
+		ORDER BY rank DESC, t.completed_at DESC LIMIT $3`
+	args := []any{q.Text, q.ExcludeID, q.Limit, before, similarPerWord, similarWords, similarRankWords, similarCandidates}
+	var out []SimilarTicket
+	run := func(db DBTX) error {
+		rows, err := db.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[SimilarTicket])
+		return err
+	}
+	var err error
+	if s.pool != nil {
+		// Bounded on the server too: a statement past its time is
+		// cancelled there, and the index returns at most about
+		// similarGINLimit tickets for the rarest words.
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL statement_timeout = %d; SET LOCAL gin_fuzzy_search_limit = %d`,
+				similarTimeout.Milliseconds(), similarGINLimit)); err != nil {
+				return err
+			}
+			return run(tx)
+		})
+	} else {
+		err = run(s.db)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("search similar tickets: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SimilarTicket])
+	return out, nil
+}
+
+// CompletedTickets lists the newest Completed tickets, at most limit,
+// oldest first: what a back-test of triage learns from and measures on.
+func (s *Store) CompletedTickets(ctx context.Context, limit int) ([]Ticket, error) {
+	rows, err := s.db.Query(ctx, `SELECT * FROM (
+			SELECT `+ticketColumns+` FROM tickets WHERE status = 'completed'
+			ORDER BY created_at DESC, id DESC LIMIT $1) newest
+		ORDER BY created_at, id`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("search similar tickets: %w", err)
+		return nil, fmt.Errorf("select completed tickets: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Ticket, error) {
+		var t Ticket
+		return t, row.Scan(ticketFields(&t)...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select completed tickets: %w", err)
 	}
 	return out, nil
 }

@@ -80,7 +80,7 @@ func triageCommand(ctx context.Context, cfg Config, log *slog.Logger, args []str
 
 // evalCommand is `ticketd eval triage --set FILE [--roster FILE] [--json]`.
 func evalCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: ticketd eval triage --set FILE [--roster FILE] [--json] [--misses]"
+	const usage = "usage: ticketd eval triage --set FILE [--roster FILE] [--json] [--misses]\n       ticketd eval triage --history [--tickets N] [--learn 0.8] [--json] [--misses]"
 	if len(args) == 0 || args[0] != "triage" {
 		return errors.New(usage)
 	}
@@ -90,11 +90,17 @@ func evalCommand(ctx context.Context, cfg Config, log *slog.Logger, args []strin
 	roster := fs.String("roster", "", "the staff to assign, instead of the database's")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	misses := fs.Bool("misses", false, "list every ticket that came out otherwise than labelled")
+	history := fs.Bool("history", false, "back-test on the database's Completed tickets: learn from the older, measure on the newer")
+	count := fs.Int("tickets", 5000, "with --history: how many of the newest Completed tickets take part")
+	learn := fs.Float64("learn", 0.8, "with --history: the share of them, the oldest, learned from")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w (%s)", err, usage)
 	}
-	if *setPath == "" || fs.NArg() != 0 {
+	if (*setPath == "") == !*history || fs.NArg() != 0 || *history && *roster != "" {
 		return errors.New(usage)
+	}
+	if *history {
+		return backTestCommand(ctx, cfg, log, batch.BackTestOptions{Tickets: *count, Learn: *learn, Logger: log}, *asJSON, *misses, stdout)
 	}
 	set, err := batch.ReadSet(*setPath)
 	if err != nil {
@@ -116,4 +122,29 @@ func evalCommand(ctx context.Context, cfg Config, log *slog.Logger, args []strin
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(stdout, *misses)
+}
+
+// backTestCommand is `ticketd eval triage --history`.
+func backTestCommand(ctx context.Context, cfg Config, log *slog.Logger, o batch.BackTestOptions, asJSON, misses bool, stdout io.Writer) error {
+	pool, err := openCurrent(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rep, err := batch.BackTest(ctx, tickets.NewStore(pool), o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "back-test: learned from %d Completed tickets, measured on the %d newer ones (opened from %s); the history decided %d of them\n\n",
+		rep.Learned, rep.Measured, rep.Split.UTC().Format("2006-01-02 15:04"), rep.UsedHistory)
+	if err := rep.RulesAlone.WriteText(stdout, misses); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	return rep.WithHistory.WriteText(stdout, misses)
 }

@@ -20,16 +20,19 @@ import (
 // decisions; change it when the rules change.
 const RulesVersion = "rules-1"
 
-// SimilarFinder finds Completed tickets resembling a text; *tickets.Store
-// implements it with PostgreSQL full-text search.
+// SimilarFinder finds Completed tickets resembling a text, with what staff
+// settled on for them; *tickets.Store implements it with PostgreSQL
+// full-text search.
 type SimilarFinder interface {
-	SimilarCompleted(ctx context.Context, text string, excludeID int64, limit int) ([]tickets.SimilarTicket, error)
+	SimilarCompleted(ctx context.Context, q tickets.SimilarQuery) ([]tickets.SimilarTicket, error)
 }
 
 // RulesOptions configures the rules engine.
 type RulesOptions struct {
-	// Similar finds earlier Completed tickets for the helpful notes; nil
-	// leaves them out.
+	// Similar finds earlier Completed tickets: the notes list them, and
+	// when several much like the ticket agree on its priority or skills,
+	// the rules take their outcome (the desk's history). Nil leaves both
+	// out.
 	Similar SimilarFinder
 	// MaxSimilar bounds how many are listed; 0 means 3.
 	MaxSimilar int
@@ -146,9 +149,11 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 	if tips := nextSteps[rd.category]; tips != "" {
 		fmt.Fprintf(&notes, "To check: %s\n", tips)
 	}
+	engine := "rules"
 	var searchErr error
 	if r.opts.Similar != nil {
-		similar, err := r.opts.Similar.SimilarCompleted(ctx, in.Text(), in.TicketID, r.opts.MaxSimilar)
+		text := rd.scrubbed.Subject + "\n\n" + rd.scrubbed.Body
+		similar, err := r.opts.Similar.SimilarCompleted(ctx, tickets.SimilarQuery{Text: text, ExcludeID: in.TicketID, Limit: precedentsAsked})
 		switch {
 		case err != nil:
 			searchErr = err
@@ -156,8 +161,27 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 		case len(similar) == 0:
 			notes.WriteString("No similar Completed tickets found.\n")
 		default:
+			if l := learn(alikeOf(text, similar), tickets.NormalizeSkills(in.Vocabulary)); len(l.like) > 0 {
+				var changed []string
+				if l.skills != nil && !slices.Equal(l.skills, skills) {
+					skills, changed = l.skills, append(changed, "skills")
+				}
+				// The history does not talk a security incident or lost
+				// data down: text can be written to look like routine.
+				severe := strings.Join(rd.severity.severe, ",")
+				guarded := strings.Contains(severe, "security") || strings.Contains(severe, "data lost")
+				if l.priority != "" && l.priority != prio && (rank(l.priority) > rank(prio) || !guarded) {
+					prio, changed = l.priority, append(changed, "priority")
+				}
+				if len(changed) > 0 {
+					engine = "rules+history"
+					fmt.Fprintf(&notes, "History: %s; the desk settled on this for them, so the %s follow them.\n", l.reason(), strings.Join(changed, " and "))
+				} else {
+					fmt.Fprintf(&notes, "History agrees: %s.\n", l.reason())
+				}
+			}
 			notes.WriteString("Similar Completed tickets:\n")
-			for _, s := range similar {
+			for _, s := range similar[:min(len(similar), r.opts.MaxSimilar)] {
 				line := fmt.Sprintf("- #%d %s", s.ID, clip(s.Subject, 100))
 				if s.Summary != "" {
 					line += ": " + clip(s.Summary, 200)
@@ -174,7 +198,7 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 		Skills:          orEmpty(skills),
 		Category:        rd.category,
 		Language:        rd.language,
-		Engine:          "rules",
+		Engine:          engine,
 		SuggestedSkills: []string{},
 	}
 	if len(rd.scrubbed.Findings) > 0 {
@@ -286,21 +310,35 @@ var (
 	greetingPrefix = regexp.MustCompile(`(?i)^(hi|hello|hey|hallo|bonjour|moin)( there| team| all)?[,!]\s*`)
 )
 
-// stopwords of a few languages, to tell them apart.
+// stopwords are the commonest words of the languages the rules read
+// (folded), to tell the languages apart and to leave them out when
+// comparing tickets.
 var stopwords = map[string][]string{
-	"en": {"the", "and", "is", "to", "of", "in", "it", "we", "our", "you", "for", "not", "with", "this", "can", "please", "since"},
-	"de": {"der", "die", "das", "und", "ist", "nicht", "ich", "wir", "unsere", "unser", "sie", "mit", "seit", "bitte", "ein", "eine", "auf"},
-	"fr": {"le", "la", "les", "et", "est", "pas", "je", "nous", "notre", "vous", "avec", "pour", "une", "des", "sur", "merci"},
-	"es": {"el", "la", "los", "las", "y", "es", "no", "yo", "nosotros", "nuestro", "usted", "con", "para", "una", "por", "gracias"},
-	"it": {"il", "lo", "la", "gli", "e", "è", "non", "io", "noi", "nostro", "con", "per", "una", "grazie", "che"},
-	"nl": {"de", "het", "een", "en", "is", "niet", "ik", "wij", "onze", "u", "met", "voor", "op", "bedankt", "sinds"},
-	"pt": {"o", "a", "os", "as", "e", "é", "não", "eu", "nós", "nosso", "com", "para", "uma", "obrigado", "por"},
+	"en": {"the", "and", "is", "to", "of", "in", "it", "we", "our", "you", "for", "not", "with", "this", "can", "please", "since", "are", "have", "has", "was", "but", "my", "from", "that", "they", "there", "what", "how", "would", "could", "any", "all", "get", "been", "just", "thanks", "hi", "hello", "your", "its", "when", "will", "out", "about", "some", "now", "also", "one", "who", "which", "after", "before", "into", "than", "then", "them", "their", "does", "did", "don't", "can't", "i'm", "it's", "we're"},
+	"de": {"der", "die", "das", "und", "ist", "nicht", "ich", "wir", "unsere", "unser", "sie", "mit", "seit", "bitte", "ein", "eine", "auf", "den", "dem", "des", "zu", "von", "fur", "es", "mein", "meine", "kann", "konnen", "haben", "habe", "hat", "wie", "auch", "noch", "nur", "aber", "oder", "bei", "uns", "sind", "wird", "werden", "nach", "einen", "einem", "einer", "gibt", "wenn", "dass", "danke", "hallo", "guten", "mehr", "keine", "kein", "schon", "heute"},
+	"fr": {"le", "la", "les", "et", "est", "pas", "je", "nous", "notre", "vous", "avec", "pour", "une", "des", "sur", "merci", "du", "de", "un", "en", "au", "aux", "il", "elle", "ce", "cette", "qui", "que", "ne", "plus", "mon", "ma", "mes", "nos", "votre", "depuis", "pouvez", "bonjour", "dans", "par", "sont", "fait", "tout", "tous", "mais", "ou", "comment", "cordialement", "aujourd'hui", "ont", "avons", "suis", "j'ai"},
+	"es": {"el", "la", "los", "las", "y", "es", "no", "yo", "nosotros", "nuestro", "nuestra", "usted", "con", "para", "una", "por", "gracias", "de", "del", "en", "un", "que", "se", "lo", "mi", "mis", "desde", "pueden", "hola", "como", "pero", "muy", "esta", "este", "estan", "hay", "todo", "todos", "ya", "le", "les", "al", "sus", "su", "nos", "han", "ha", "saludos", "hoy"},
+	"it": {"il", "lo", "la", "gli", "e", "non", "io", "noi", "nostro", "nostra", "con", "per", "una", "grazie", "che", "di", "da", "in", "un", "del", "della", "dei", "delle", "mio", "mia", "sono", "siamo", "potete", "buongiorno", "come", "ma", "anche", "piu", "ho", "ha", "abbiamo", "questo", "questa", "nel", "nella", "al", "alla", "si", "ci", "se", "tutti", "tutto", "oggi", "saluti"},
+	"pt": {"o", "a", "os", "as", "e", "nao", "eu", "nos", "nosso", "nossa", "com", "para", "uma", "obrigado", "obrigada", "por", "de", "do", "da", "dos", "das", "em", "um", "que", "se", "meu", "minha", "desde", "podem", "ola", "como", "mas", "muito", "esta", "este", "estao", "tem", "todo", "todos", "ja", "no", "na", "ao", "seu", "sua", "foi", "sao", "hoje", "voce", "voces"},
+	"nl": {"de", "het", "een", "en", "is", "niet", "ik", "wij", "we", "onze", "ons", "u", "met", "voor", "op", "bedankt", "sinds", "van", "in", "te", "dat", "die", "er", "mijn", "kunnen", "kan", "jullie", "hallo", "hoe", "maar", "ook", "nog", "zijn", "heb", "heeft", "hebben", "wordt", "naar", "bij", "als", "dan", "geen", "meer", "vandaag", "groet", "goedemorgen"},
 }
+
+var stopwordSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, list := range stopwords {
+		for _, w := range list {
+			m[w] = true
+		}
+	}
+	return m
+}()
+
+func isStopword(w string) bool { return stopwordSet[w] }
 
 // languageOf guesses the text's language from its stop words; English when
 // nothing stands out.
 func languageOf(text string) string {
-	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) })
+	words := strings.FieldsFunc(fold(text), func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' })
 	count := map[string]int{}
 	for _, w := range words {
 		for lang, list := range stopwords {

@@ -116,15 +116,19 @@ func TicketText(subject, from, body string) string {
 // Triage decides one ticket; seq numbers it within the run, standing in
 // for the ticket id the workflow has.
 func (t *Triager) Triage(ctx context.Context, tk Ticket, seq int64) (Decision, error) {
-	text := TicketText(tk.Subject, tk.From, tk.Body)
-	in := t.Desk.Input(seq, tk.Subject, text)
+	return t.decide(ctx, tk.ID, tk.Subject, TicketText(tk.Subject, tk.From, tk.Body), seq)
+}
+
+// decide triages a ticket's text as intake stored it, and assigns it.
+func (t *Triager) decide(ctx context.Context, id json.RawMessage, subject, text string, seq int64) (Decision, error) {
+	in := t.Desk.Input(seq, subject, text)
 	res, _, err := t.Analyzer.Analyze(ctx, in)
 	if err != nil {
 		if t.Fallback == nil {
 			return Decision{}, err
 		}
 		if t.Log != nil {
-			fmt.Fprintf(t.Log, "ticket %s: %v; the rules engine decides\n", tk.ID, err)
+			fmt.Fprintf(t.Log, "ticket %s: %v; the rules engine decides\n", id, err)
 		}
 		if res, _, err = t.Fallback.Analyze(ctx, in); err != nil {
 			return Decision{}, err
@@ -135,7 +139,7 @@ func (t *Triager) Triage(ctx context.Context, tk Ticket, seq int64) (Decision, e
 		return Decision{}, err
 	}
 	ch := triage.PickAssignee(staff, res.Skills, seq)
-	d := Decision{ID: tk.ID, Priority: res.Priority, Skills: orEmpty(res.Skills), SuggestedSkills: orEmpty(res.SuggestedSkills),
+	d := Decision{ID: id, Priority: res.Priority, Skills: orEmpty(res.Skills), SuggestedSkills: orEmpty(res.SuggestedSkills),
 		Category: res.Category, Language: res.Language, AssignReason: ch.Reason, Flags: orEmpty(res.Flags),
 		Engine: res.Engine, Summary: res.Summary, FirstResponse: res.FirstResponse, fallback: ch.Fallback}
 	if ch.AssigneeID != nil {
