@@ -22,31 +22,39 @@ type AIDecision struct {
 	Output        json.RawMessage // the validated result; nil when there was none
 	LatencyMS     int
 	Error         string
-	CreatedAt     time.Time
+	// Messages are what was sent to a model, as JSON: [{"role", "content"}];
+	// nil for the rules engine.
+	Messages         json.RawMessage
+	PromptTokens     int
+	CompletionTokens int
+	CreatedAt        time.Time
 }
 
 const aiDecisionColumns = `id, ticket_id, provider, model, prompt_version, input_hash, raw_output,
-	output, latency_ms, error, created_at`
+	output, latency_ms, error, messages, prompt_tokens, completion_tokens, created_at`
 
 func scanAIDecision(row pgx.Row) (AIDecision, error) {
 	var d AIDecision
 	err := row.Scan(&d.ID, &d.TicketID, &d.Provider, &d.Model, &d.PromptVersion, &d.InputHash,
-		&d.RawOutput, &d.Output, &d.LatencyMS, &d.Error, &d.CreatedAt)
+		&d.RawOutput, &d.Output, &d.LatencyMS, &d.Error, &d.Messages, &d.PromptTokens, &d.CompletionTokens, &d.CreatedAt)
 	return d, notFound(err)
 }
 
 // InsertAIDecision stores a triage decision.
 func (s *Store) InsertAIDecision(ctx context.Context, d AIDecision) (AIDecision, error) {
-	var output any
+	var output, messages any
 	if len(d.Output) > 0 {
 		output = d.Output
 	}
+	if len(d.Messages) > 0 {
+		messages = d.Messages
+	}
 	out, err := scanAIDecision(s.db.QueryRow(ctx, `
 		INSERT INTO ai_decisions (ticket_id, provider, model, prompt_version, input_hash, raw_output,
-			output, latency_ms, error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			output, latency_ms, error, messages, prompt_tokens, completion_tokens)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING `+aiDecisionColumns, d.TicketID, d.Provider, d.Model, d.PromptVersion, d.InputHash,
-		d.RawOutput, output, d.LatencyMS, d.Error))
+		d.RawOutput, output, d.LatencyMS, d.Error, messages, d.PromptTokens, d.CompletionTokens))
 	if err != nil {
 		return AIDecision{}, fmt.Errorf("insert decision for ticket %d: %w", d.TicketID, err)
 	}
@@ -138,7 +146,7 @@ type SimilarQuery struct {
 // takes the most recent; it ranks only them; and the statement has a time
 // limit, past which there are no similar tickets rather than a slow triage.
 const (
-	similarWords      = 5               // the rarest words whose tickets are candidates
+	similarWords      = 6               // the rarest words whose tickets are candidates
 	similarRankWords  = 32              // the words that rank the candidates
 	similarPerWord    = 5000            // a word in more tickets than this (estimated) is no key
 	similarCandidates = 200             // candidates ranked, the most recent first
@@ -151,6 +159,45 @@ const (
 // returns the best. It is bounded however large the desk: see the
 // constants above.
 func (s *Store) SimilarCompleted(ctx context.Context, q SimilarQuery) ([]SimilarTicket, error) {
+	query, args := similarStatement(q)
+	ctx, cancel := context.WithTimeout(ctx, similarTimeout+time.Second)
+	defer cancel()
+	var out []SimilarTicket
+	err := s.bounded(ctx, func(db DBTX) error {
+		rows, err := db.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[SimilarTicket])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search similar tickets: %w", err)
+	}
+	return out, nil
+}
+
+// bounded runs fn in a transaction whose statements stop after
+// similarTimeout, whose GIN index scans return about similarGINLimit rows at
+// most, and whose statements are planned for their actual arguments. On a Store inside a transaction already, fn runs in it
+// unbounded but for the context.
+func (s *Store) bounded(ctx context.Context, fn func(DBTX) error) error {
+	if s.pool == nil {
+		return fn(s.db)
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A plan for the actual text and cut-off each time: a generic plan
+		// cannot know how few tickets the keys find.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL statement_timeout = %d; SET LOCAL gin_fuzzy_search_limit = %d; SET LOCAL plan_cache_mode = force_custom_plan`,
+			similarTimeout.Milliseconds(), similarGINLimit)); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// similarStatement is the search's SQL and arguments.
+func similarStatement(q SimilarQuery) (string, []any) {
 	if q.Limit <= 0 || q.Limit > 50 {
 		q.Limit = 50
 	}
@@ -158,8 +205,6 @@ func (s *Store) SimilarCompleted(ctx context.Context, q SimilarQuery) ([]Similar
 	if !q.Before.IsZero() {
 		before = q.Before
 	}
-	ctx, cancel := context.WithTimeout(ctx, similarTimeout+time.Second)
-	defer cancel()
 	query := `
 		WITH words AS (
 			-- The text's words as the search documents hold them, first
@@ -172,62 +217,43 @@ func (s *Store) SimilarCompleted(ctx context.Context, q SimilarQuery) ([]Similar
 				AND numnode(plainto_tsquery('french', lexeme)) > 0 AND numnode(plainto_tsquery('spanish', lexeme)) > 0
 				AND numnode(plainto_tsquery('italian', lexeme)) > 0 AND numnode(plainto_tsquery('portuguese', lexeme)) > 0
 				AND numnode(plainto_tsquery('dutch', lexeme)) > 0
+		), stats AS MATERIALIZED (
+			-- ANALYZE's statistics of the search documents: the most common
+			-- words and how many of the tickets hold each.
+			SELECT s.most_common_elems::text::text[] AS elems, s.most_common_elem_freqs AS freqs,
+				(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass) AS n
+			FROM pg_stats s
+			WHERE s.schemaname = current_schema() AND s.tablename = 'tickets' AND s.attname = 'search'
 		), freq AS (
-			-- How common each word is among all tickets, from ANALYZE's
-			-- statistics of the search documents; a word they do not list
-			-- is rarer than any they do.
-			SELECT words.w, words.pos, coalesce(stats.f, 0) AS f
-			FROM words LEFT JOIN (
-				SELECT e, f FROM pg_stats s,
-					unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS m(e, f)
-				WHERE s.schemaname = current_schema() AND s.tablename = 'tickets' AND s.attname = 'search'
-					AND m.e IS NOT NULL) stats ON stats.e = words.w
+			-- How many tickets hold each word, estimated; NULL for a word
+			-- the statistics do not list: one rarer than any they do, or
+			-- one no ticket holds.
+			SELECT words.w, words.pos, (SELECT st.freqs[array_position(st.elems, words.w)] * st.n FROM stats st) AS tickets
+			FROM words
 		), q AS (
 			SELECT
+				-- The keys: the rarest words the statistics know, then the
+				-- first words they do not, none held by more than $5 tickets.
 				(SELECT to_tsquery('simple', string_agg(quote_literal(w), ' | '))
-				 FROM (SELECT w FROM freq WHERE f * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass) <= $5
-					ORDER BY f, pos LIMIT $6) rare) AS keys,
+				 FROM (SELECT w FROM freq WHERE coalesce(tickets, 0) <= $5
+					ORDER BY tickets IS NULL, tickets, pos LIMIT $6) rare) AS keys,
 				(SELECT to_tsquery('simple', string_agg(quote_literal(w), ' | '))
 				 FROM (SELECT w FROM freq ORDER BY pos LIMIT $7) first) AS rank
-		), candidates AS MATERIALIZED (
+		), matches AS MATERIALIZED (
+			-- Every Completed ticket holding a key, found by the index:
+			-- there is no ORDER BY here that a scan of all tickets in id
+			-- order could serve.
 			SELECT t.id FROM tickets t, q
 			WHERE q.keys IS NOT NULL AND t.status = 'completed' AND t.id <> $2 AND t.created_at < $4
 				AND ` + searchMatch("q.keys") + `
-			ORDER BY t.id DESC LIMIT $8
+		), candidates AS (
+			SELECT id FROM matches ORDER BY id DESC LIMIT $8
 		)
 		SELECT t.id, t.subject, t.summary, t.helpful_notes, left(t.description, 2000), t.priority, t.skills,
 			t.category, t.assignee_id, ts_rank(` + searchDocument + `, q.rank) AS rank, t.created_at, t.completed_at
 		FROM candidates c JOIN tickets t ON t.id = c.id, q
 		ORDER BY rank DESC, t.completed_at DESC LIMIT $3`
-	args := []any{q.Text, q.ExcludeID, q.Limit, before, similarPerWord, similarWords, similarRankWords, similarCandidates}
-	var out []SimilarTicket
-	run := func(db DBTX) error {
-		rows, err := db.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[SimilarTicket])
-		return err
-	}
-	var err error
-	if s.pool != nil {
-		// Bounded on the server too: a statement past its time is
-		// cancelled there, and the index returns at most about
-		// similarGINLimit tickets for the rarest words.
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL statement_timeout = %d; SET LOCAL gin_fuzzy_search_limit = %d`,
-				similarTimeout.Milliseconds(), similarGINLimit)); err != nil {
-				return err
-			}
-			return run(tx)
-		})
-	} else {
-		err = run(s.db)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("search similar tickets: %w", err)
-	}
-	return out, nil
+	return query, []any{q.Text, q.ExcludeID, q.Limit, before, similarPerWord, similarWords, similarRankWords, similarCandidates}
 }
 
 // CompletedTickets lists the newest Completed tickets, at most limit,

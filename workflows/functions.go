@@ -250,7 +250,19 @@ func (w *Workflows) saveDecision(ctx context.Context, id int64, d triage.Decisio
 	// UTF-8.
 	storable := func(s string) string { return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "") }
 	row := tickets.AIDecision{TicketID: id, Provider: d.Provider, Model: d.Model, PromptVersion: d.PromptVersion,
-		InputHash: d.InputHash, RawOutput: storable(d.RawOutput), LatencyMS: int(d.Latency.Milliseconds()), Error: storable(d.Err)}
+		InputHash: d.InputHash, RawOutput: storable(d.RawOutput), LatencyMS: int(d.Latency.Milliseconds()), Error: storable(d.Err),
+		PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens}
+	if len(d.Messages) > 0 {
+		msgs := make([]triage.Message, len(d.Messages))
+		for i, m := range d.Messages {
+			msgs[i] = triage.Message{Role: m.Role, Content: storable(m.Content)}
+		}
+		b, err := json.Marshal(msgs)
+		if err != nil {
+			return 0, fmt.Errorf("encode messages of ticket %d: %w", id, err)
+		}
+		row.Messages = b
+	}
 	if row.Provider == "" {
 		row.Provider = "unknown"
 	}

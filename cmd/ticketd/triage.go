@@ -46,13 +46,13 @@ func triager(ctx context.Context, cfg Config, log *slog.Logger, roster string) (
 		return nil, nil, errors.New("needs the desk's staff: --roster FILE, or DATABASE_URL for the database's")
 	}
 	rules := triage.NewRules(triage.RulesOptions{Similar: similar, Logger: log})
-	analyzer, err := triage.New(ctx, triage.Config{Provider: cfg.LLMProvider, Model: cfg.LLMModel, BaseURL: cfg.LLMBaseURL,
-		APIKey: cfg.LLMAPIKey, Timeout: cfg.LLMTimeout, Concurrency: cfg.LLMConcurrency}, rules, log)
+	tc := cfg.triageConfig(nil)
+	analyzer, err := triage.New(ctx, tc, rules, log)
 	if err != nil {
 		done()
 		return nil, nil, fmt.Errorf("LLM_PROVIDER %s: %w", cfg.LLMProvider, err)
 	}
-	t.Analyzer, t.Fallback = analyzer, rules
+	t.Analyzer, t.Fallback = analyzer, triage.Guard(rules, tc.Guard)
 	return t, done, nil
 }
 
