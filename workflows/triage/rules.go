@@ -18,7 +18,7 @@ import (
 
 // RulesVersion is recorded as the prompt version of the rules engine's
 // decisions; change it when the rules change.
-const RulesVersion = "rules-1"
+const RulesVersion = "rules-2"
 
 // SimilarFinder finds Completed tickets resembling a text, with what staff
 // settled on for them; *tickets.Store implements it with PostgreSQL

@@ -374,3 +374,11 @@ func supported(skill string, segs []segment, vocabulary []string, own map[string
 	}
 	return false
 }
+
+// KnownSkill reports whether triage knows words of its own for a skill
+// (its area: "postgres" is a database skill), beyond its name and what
+// admins give it.
+func KnownSkill(name string) bool {
+	_, ok := areaOf(normalizeSkill(name))
+	return ok
+}
