@@ -58,7 +58,12 @@ func byRules(r Result) bool { return r.Engine == "rules" || r.Engine == "rules+h
 
 // Apply holds a result to the guards; see Guarded.
 func (g *Guarded) Apply(in Input, res Result) Result {
-	rd := read(in)
+	rd := res.read
+	if rd == nil {
+		r := read(in)
+		rd = &r
+	}
+	res.read = nil
 	flagged := len(rd.scrubbed.Findings) > 0
 	var notes []string
 	if flagged && !slices.Contains(res.Flags, FlagInjection) {

@@ -18,7 +18,7 @@ const FlagInjection = "suspected-prompt-injection"
 var (
 	// overrideRe: "ignore all previous instructions", "you are now", and
 	// their kin.
-	overrideRe = regexp.MustCompile(`\b(ignore|disregard|forget|override|skip|bypass)\s+(all\s+|any\s+|the\s+|your\s+|of\s+)*(previous|prior|above|earlier|preceding|former|system|original|existing|initial)?\s*(instructions?|prompts?|rules|directions|guidelines|directives|orders|context)\b` +
+	overrideRe = compilePatterns(`\b(ignore|disregard|forget|override|skip|bypass)\s+(all\s+|any\s+|the\s+|your\s+|of\s+)*(previous|prior|above|earlier|preceding|former|system|original|existing|initial)?\s*(instructions?|prompts?|rules|directions|guidelines|directives|orders|context)\b` +
 		`|\byou\s+are\s+now\b|\bfrom\s+now\s+on\s+you\b|\bact\s+as\s+(an?\s+)?(admin|administrator|system|assistant|ai)\b|\bpretend\s+(to\s+be|you\s+are)\b|\bnew\s+instructions?\b|\bsystem\s+prompt\b|\bdeveloper\s+mode\b|\bjailbreak|\bmaintenance\s+mode\b` +
 		`|\b(ignorier\w*|vergiss|vergessen\s+sie|missachte\w*)\s+(\w+\s+){0,3}(anweisungen|instruktionen|regeln|vorgaben|befehle|anordnungen)\b|\bdu\s+bist\s+(jetzt|nun|ab\s+sofort)\b|\bneue\s+anweisung` +
 		`|\b(ignore[rsz]?|oublie[rsz]?|ne\s+tiens?\s+pas\s+compte\s+de)\s+(\w+\s+){0,3}(instructions|consignes|regles|directives|ordres)\b|\b(tu\s+es|vous\s+etes)\s+(maintenant|desormais)\b|\bnouvelles?\s+(instructions|consignes)\b` +
@@ -28,7 +28,7 @@ var (
 		`|\b(negeer|vergeet)\s+(\w+\s+){0,3}(instructies|aanwijzingen|regels|opdrachten)\b|\bje\s+bent\s+nu\b|\bnieuwe\s+instructies\b`)
 
 	// addresseeRe: text addressed to the triage rather than to people.
-	addresseeRe = regexp.MustCompile(`\b(note|message|instructions?|reminder|attention|hint)s?\s+(to|for)\s+(the\s+|any\s+)?(ai|a\.i\.|assistant|model|bot|triage|system|llm|gpt|chatgpt|language\s+model)\b` +
+	addresseeRe = compilePatterns(`\b(note|message|instructions?|reminder|attention|hint)s?\s+(to|for)\s+(the\s+|any\s+)?(ai|a\.i\.|assistant|model|bot|triage|system|llm|gpt|chatgpt|language\s+model)\b` +
 		`|\b(dear|hey|hello)\s+(ai|assistant|model|bot|chatgpt|gpt)\b|\b(ai|assistant|llm|gpt|chatgpt)\s+(reading|processing|triaging)\s+this\b` +
 		`|\b(hinweis|anweisung|nachricht|info)\s+(an|fur)\s+(die|das|den)\s+(ki|system|assistent\w*|bot|modell)\b|\ban\s+die\s+ki\b` +
 		`|\b(pour|a)\s+l'(assistant|ia)\b|\bnote\s+(pour|a)\s+l'ia\b` +
@@ -41,7 +41,7 @@ var (
 	// directiveRe: setting the ticket's fields or the reply to the
 	// customer, which a requester cannot do and has no reason to ask of a
 	// reader in these words.
-	directiveRe = regexp.MustCompile(`\b(set|change|mark|make|classify|categori[sz]e|label|flag|rate|escalate|upgrade|downgrade|tag)\s+(the\s+|this\s+|it\s+|my\s+)?(ticket\s+|request\s+|issue\s+)?(priority\s+)?(as\s+|to\s+|at\s+)?(high|urgent|critical|highest|top|p1|low|lowest|medium|normal)(\s+priority)?\b` +
+	directiveRe = compilePatterns(`\b(set|change|mark|make|classify|categori[sz]e|label|flag|rate|escalate|upgrade|downgrade|tag)\s+(the\s+|this\s+|it\s+|my\s+)?(ticket\s+|request\s+|issue\s+)?(priority\s+)?(as\s+|to\s+|at\s+)?(high|urgent|critical|highest|top|p1|low|lowest|medium|normal)(\s+priority)?\b` +
 		`|\bwith\s+(high|highest|top|urgent|critical)\s+priority\b|\bpriority\s+(to\s+)?(high|urgent|critical|low)\b` +
 		`|\bassign\s+(this|it|the\s+ticket|this\s+ticket|the\s+request)?\s*to\s+(the\s+)?(admin|administrator|root|ceo|manager|supervisor|[\w.+-]+@)` +
 		`|\b(don'?t|do\s+not)\s+assign\b|\b(reply|respond|answer|write\s+back)\s+to\s+the\s+(customer|client|requester|user)\b|\b(reply|respond|answer)\s+(only\s+)?with\s+(the\s+)?(link|url|following|this\s+(link|text|json)|json|")|\btell\s+the\s+(customer|client|requester|user)\s+to\b|\binclude\s+(this|the\s+following)\s+(link|url|number)\b` +
@@ -53,14 +53,14 @@ var (
 		`|\bzet\s+de\s+prioriteit|\bwijs\s+(dit|het)\s+ticket\b|\bantwoord\s+de\s+klant\b|\bzeg\s+tegen\s+de\s+klant\b`)
 
 	// markerRe: the fences and role markers of a prompt.
-	markerRe = regexp.MustCompile(`<\|?\s*(im_start|im_end|system|endoftext|assistant|user)\s*\|?>|\[/?inst\]|<<+\s*(end\s+)?ticket|(end|begin)\s+(of\s+)?(ticket|system\s+prompt|prompt|instructions)\s*>>|###\s*(instruction|system|response)|</?\s*(system|instructions?|ticket|prompt)\s*>`)
+	markerRe = compilePatterns(`<\|?\s*(im_start|im_end|system|endoftext|assistant|user)\s*\|?>|\[/?inst\]|<<+\s*(end\s+)?ticket|(end|begin)\s+(of\s+)?(ticket|system\s+prompt|prompt|instructions)\s*>>|###\s*(instruction|system|response)|</?\s*(system|instructions?|ticket|prompt)\s*>`)
 
 	// fieldRe: the fields of a triage answer, as JSON or "field=value".
 	fieldRe = regexp.MustCompile(`"(priority|skills|category|first_response|summary|helpful_notes|language|assignee|suggested_skills)"\s*:` +
 		`|\b(priority|skills|category|assign|assignee|first_response)\s*[=:]\s*\S`)
 
 	// psRe: a postscript, the common place to hide an instruction.
-	psRe = regexp.MustCompile(`^\s*(p\.?\s?s\.?|p\.?\s?d\.?|n\.?\s?b\.?)\s*[:\-]?\s`)
+	psRe = compilePatterns(`^\s*(p\.?\s?s\.?|p\.?\s?d\.?|n\.?\s?b\.?)\s*[:\-]?\s`)
 )
 
 // Finding is text that tries to instruct the triage.

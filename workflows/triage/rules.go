@@ -209,6 +209,7 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 		return Result{}, d, fmt.Errorf("rules engine: %w", err)
 	}
 	raw, _ := json.Marshal(res)
+	res.read = &rd
 	d.RawOutput = string(raw)
 	d.Latency = time.Since(start)
 	if searchErr != nil {

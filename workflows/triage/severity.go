@@ -1,7 +1,6 @@
 package triage
 
 import (
-	"regexp"
 	"strings"
 
 	"ticketd/tickets"
@@ -21,8 +20,8 @@ import (
 // Spanish, Italian, Portuguese and Dutch, matched against folded text (see
 // fold): lower case, accents off.
 
-func family(parts ...string) *regexp.Regexp {
-	return regexp.MustCompile(strings.Join(parts, "|"))
+func family(parts ...string) patterns {
+	return compilePatterns(strings.Join(parts, "|"))
 }
 
 var (
@@ -294,7 +293,7 @@ var slowRe = family(`\b(slow(er|ly)?|langsam|lent[eo]?s?|traag|choppy|laggy|dela
 
 // readSeverity reads the priority from a folded text (subject and body).
 func readSeverity(text string) severity {
-	has := func(re *regexp.Regexp) bool { return re.MatchString(text) }
+	has := func(p patterns) bool { return p.MatchString(text) }
 	text = notBrokenRe.ReplaceAllString(text, " ")
 	down, many, harm, shared, blocked := has(downRe), has(manyRe), has(businessRe), has(sharedRe), has(blockedRe)
 	lost := has(lostRe)

@@ -90,7 +90,7 @@ var skillAreas = []skillArea{
 // longest term at a place.
 type skillMatcher struct {
 	skill        string
-	strong, weak *regexp.Regexp
+	strong, weak patterns
 }
 
 // matcherCache keeps compiled matchers per vocabulary and terms; they
@@ -170,35 +170,24 @@ func matchers(vocabulary []string, own map[string][]string) []skillMatcher {
 				add(p, false)
 			}
 		}
-		m := skillMatcher{skill: v, strong: alternation(strong), weak: alternation(weak)}
+		m := skillMatcher{skill: v, strong: compileTerms(strong), weak: compileTerms(weak)}
 		out = append(out, m)
 	}
 	matcherCache.m[key.String()] = out
 	return out
 }
 
-// alternation compiles terms into one expression that matches the longest
-// of them at a place, each as whole words; nil for no terms.
-func alternation(terms []string) *regexp.Regexp {
-	if len(terms) == 0 {
-		return nil
-	}
-	re := regexp.MustCompile(`\b(?:` + strings.Join(terms, "|") + `)\b`)
-	re.Longest()
-	return re
-}
-
 // passingRe are phrases in which a skill's word passes by without being
 // the problem: how people reached us or want to be reached, and the
 // workarounds they use meanwhile.
-var passingRe = regexp.MustCompile(`\b(customers?|clients?|people|they|contacts)\s+(are\s+)?(already\s+)?(emailing|calling|writing\s+to|phoning)\s+(us|me)\b|\bcalling\s+and\s+writing\s+to\s+us\b` +
+var passingRe = compilePatterns(`\b(customers?|clients?|people|they|contacts)\s+(are\s+)?(already\s+)?(emailing|calling|writing\s+to|phoning)\s+(us|me)\b|\bcalling\s+and\s+writing\s+to\s+us\b` +
 	`|\b(e-?mail|write\s+to|call)\s+(us|me)\b|\b(by|per|via|par|por)\s+(e-?mail|correo|mail)\b|\breply\s+to\s+this\s+e-?mail\b|\b(call|ring)\s+me\s+back\b|\bon\s+the\s+number\s+below\b` +
 	`|\b(an?|the|this)\s+(suspicious|strange|weird|fake|phishing)\s+(e-?mail|mail)\b|\b(got|received|opened)\s+an?\s+(e-?mail|mail)\b|\bin\s+an?\s+(e-?mail|mail)\b|\ba\s+link\s+in\s+an?\s+(e-?mail|mail)\b|\b(une?|einer|un|una)\s+(mail|e-?mail|correo)\s+(von|de|da|que|qui)\b|\ble\s+courrier\b` +
 	`|\bcome\s+in\s+by\s+e-?mail\b|\bbookings\s+come\s+in\s+by\s+e-?mail\b|\bper\s+mail\b|\bpor\s+correo\b|\bper\s+e-?mail\b|\bpar\s+e-?mail\b|\bpor\s+email\b|\bper\s+mail\b`)
 
 // workaroundRe marks a sentence that tells how the requester gets by
 // meanwhile: its devices and services are not what needs fixing.
-var workaroundRe = regexp.MustCompile(`\b(for\s+now|meanwhile|in\s+the\s+meantime|instead|solange|vorerst|en\s+attendant|mientras\s+tanto|de\s+momento|nel\s+frattempo|enquanto\s+isso|zolang|i'?m\s+working\s+on|arbeite\s+(solange|mit)|travaille\s+sur|uso\s+el|lavoro\s+dal|estou\s+usando|werk\s+zolang)\b`)
+var workaroundRe = compilePatterns(`\b(for\s+now|meanwhile|in\s+the\s+meantime|instead|solange|vorerst|en\s+attendant|mientras\s+tanto|de\s+momento|nel\s+frattempo|enquanto\s+isso|zolang|i'?m\s+working\s+on|arbeite\s+(solange|mit)|travaille\s+sur|uso\s+el|lavoro\s+dal|estou\s+usando|werk\s+zolang)\b`)
 
 // segment is a part of a ticket with the weight its words carry: the
 // subject and the opening sentences say what the ticket is about; a word
@@ -258,19 +247,19 @@ func hitsIn(segs []segment, ms []skillMatcher) []skillHit {
 		var all []skillHit
 		for _, m := range ms {
 			for _, x := range []struct {
-				re   *regexp.Regexp
-				weak bool
+				terms patterns
+				weak  bool
 			}{{m.strong, false}, {m.weak, true}} {
-				if x.re == nil {
-					continue
-				}
-				for _, loc := range x.re.FindAllStringIndex(sg.text, -1) {
-					w := sg.weight
-					if x.weak {
-						w /= 2
+				x.terms.candidates(sg.text, func(re *regexp.Regexp) bool {
+					for _, loc := range re.FindAllStringIndex(sg.text, -1) {
+						w := sg.weight
+						if x.weak {
+							w /= 2
+						}
+						all = append(all, skillHit{skill: m.skill, text: sg.text[loc[0]:loc[1]], start: loc[0], end: loc[1], weight: w, weak: x.weak})
 					}
-					all = append(all, skillHit{skill: m.skill, text: sg.text[loc[0]:loc[1]], start: loc[0], end: loc[1], weight: w, weak: x.weak})
-				}
+					return true
+				})
 			}
 		}
 		sort.SliceStable(all, func(i, j int) bool {
@@ -363,7 +352,7 @@ func pickSkills(scores map[string]float64) []string {
 // skill a model names stands only when the ticket speaks of it.
 func supported(skill string, segs []segment, vocabulary []string, own map[string][]string) bool {
 	for _, m := range matchers(append(slices.Clone(vocabulary), skill), own) {
-		if m.skill != skill || m.strong == nil {
+		if m.skill != skill {
 			continue
 		}
 		for _, sg := range segs {

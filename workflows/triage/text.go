@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -15,10 +16,15 @@ import (
 // word however it is accented, and typographic quotes and dashes become
 // ASCII ones. The rules' patterns are written in this form.
 func fold(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	out, _, err := transform.String(t, s)
-	if err != nil {
-		out = s
+	out := s
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+			if f, _, err := transform.String(t, s); err == nil {
+				out = f
+			}
+			break
+		}
 	}
 	out = strings.ReplaceAll(out, "ß", "ss")
 	out = strings.Map(func(r rune) rune {
@@ -106,7 +112,7 @@ func bodyText(text string) string {
 		lines := strings.Split(block, "\n")
 		cut := -1
 		for i, l := range lines {
-			if closingRe.MatchString(strings.TrimSpace(fold(l))) && i > 0 {
+			if i > 0 && closing(l) {
 				cut = i
 				break
 			}
@@ -115,10 +121,16 @@ func bodyText(text string) string {
 			kept = append(kept, strings.Join(lines[:cut], "\n"))
 			break
 		}
-		if closingRe.MatchString(strings.TrimSpace(fold(lines[0]))) && len(kept) > 0 {
+		if len(kept) > 0 && closing(lines[0]) {
 			break
 		}
 		kept = append(kept, block)
 	}
 	return strings.TrimSpace(strings.Join(kept, "\n\n"))
+}
+
+// closing reports whether a line closes a mail; such lines are short.
+func closing(line string) bool {
+	line = strings.TrimSpace(line)
+	return len(line) <= 60 && closingRe.MatchString(fold(line))
 }

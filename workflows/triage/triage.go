@@ -90,6 +90,10 @@ type Result struct {
 	Engine string `json:"engine"`
 	// Flags are warnings for the moderator, such as FlagInjection.
 	Flags []string `json:"flags,omitempty"`
+
+	// read is the rules' reading of the ticket, when the rules engine
+	// decided, for the guards not to read it again.
+	read *reading
 }
 
 // Decision records one analysis for the ai_decisions table.
