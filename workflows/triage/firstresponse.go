@@ -48,11 +48,11 @@ func bestSavedReply(segs []segment, skills []string, language string, replies []
 		}
 		fit := savedReplyFit{reply: r}
 		for _, t := range r.Terms {
-			p := termPattern(t)
+			p := plainTerm(t, "")
 			if p == "" {
 				continue
 			}
-			re, err := regexp.Compile(`\b` + p + `\b`)
+			re, err := regexp.Compile(p)
 			if err != nil {
 				continue
 			}

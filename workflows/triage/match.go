@@ -158,12 +158,12 @@ func (p patterns) ReplaceAllString(text, repl string) string {
 	return text
 }
 
-// compileTerms compiles terms, each matched as whole words, into gated
-// patterns; a term that does not compile is left out.
+// compileTerms compiles expressions into gated patterns; one that does
+// not compile is left out.
 func compileTerms(terms []string) patterns {
 	var out patterns
 	for _, t := range terms {
-		re, err := regexp.Compile(`\b(?:` + t + `)\b`)
+		re, err := regexp.Compile(t)
 		if err != nil {
 			continue
 		}

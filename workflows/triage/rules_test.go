@@ -130,3 +130,31 @@ func BenchmarkRules(b *testing.B) {
 		}
 	}
 }
+
+// TestDesksOwnWords: words admins give a skill on the skills page, and
+// skill names, match whole in tickets, also when they start or end with a
+// sign ("c#", ".net", "c++"), and match no longer word that holds them.
+func TestDesksOwnWords(t *testing.T) {
+	t.Parallel()
+	r := triage.NewRules(triage.RulesOptions{})
+	vocab := []string{"c++", "dotnet", "sap"}
+	own := map[string][]string{"dotnet": {".net", "c#"}, "sap": {"posting period", "Kostenstelle"}}
+	for _, tc := range []struct {
+		subject, body string
+		want          []string
+	}{
+		{"Build broken", "Our C++ build fails since the compiler update.", []string{"c++"}},
+		{"Service crashes", "The .NET service crashes on start; the C# code did not change.", []string{"dotnet"}},
+		{"Cannot book", "The posting-period for Kostenstelle 4711 is closed.", []string{"sap"}},
+		{"Network", "The internet connection drops (it is not the .network file).", []string{}},
+		{"Sapphire", "Our sapphire screen protector cracked.", []string{}},
+	} {
+		res, _, err := r.Analyze(context.Background(), triage.Input{Subject: tc.subject, Body: tc.body, Vocabulary: vocab, SkillTerms: own})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Skills, tc.want) {
+			t.Errorf("%q: skills %v, want %v", tc.body, res.Skills, tc.want)
+		}
+	}
+}

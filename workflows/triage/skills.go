@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 
 	"ticketd/tickets"
 )
@@ -124,6 +125,26 @@ func termPattern(term string) string {
 	return strings.Join(words, `[\s-]+`)
 }
 
+// plainTerm is the expression matching a term written as plain text (a
+// skill's name, a word admins gave it) whole: bounded by word boundaries on
+// the sides where it starts or ends with a letter or digit, so "c#", "c++"
+// and ".net" match too. suffix is an optional ending, such as "(s|es)?".
+func plainTerm(term, suffix string) string {
+	p := termPattern(term)
+	if p == "" {
+		return ""
+	}
+	f := []rune(strings.TrimSpace(fold(term)))
+	word := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+	if word(f[0]) {
+		p = `\b` + p
+	}
+	if word(f[len(f)-1]) {
+		p += suffix + `\b`
+	}
+	return p
+}
+
 // matchers compiles the terms of each vocabulary skill: its name, stem and
 // aliases, its area's terms, and the terms given it on the skills page.
 // They match folded text.
@@ -158,15 +179,17 @@ func matchers(vocabulary []string, own map[string][]string) []skillMatcher {
 		names := []string{v, stem(v)}
 		names = append(names, skillAliases[v]...)
 		for _, n := range names {
-			add(termPattern(n)+`(s|es)?`, false)
+			if p := plainTerm(n, `(s|es)?`); p != "" {
+				add(p, false)
+			}
 		}
 		if a, ok := areaOf(v); ok {
 			for _, t := range a.terms {
-				add(strings.TrimPrefix(t, "~"), strings.HasPrefix(t, "~"))
+				add(`\b(?:`+strings.TrimPrefix(t, "~")+`)\b`, strings.HasPrefix(t, "~"))
 			}
 		}
 		for _, t := range own[v] {
-			if p := termPattern(t); p != "" {
+			if p := plainTerm(t, ""); p != "" {
 				add(p, false)
 			}
 		}
