@@ -196,6 +196,8 @@ func (s *Store) bounded(ctx context.Context, fn func(DBTX) error) error {
 	})
 }
 
+var stopwordList = allStopwords()
+
 // similarStatement is the search's SQL and arguments.
 func similarStatement(q SimilarQuery) (string, []any) {
 	if q.Limit <= 0 || q.Limit > 50 {
@@ -208,15 +210,10 @@ func similarStatement(q SimilarQuery) (string, []any) {
 	query := `
 		WITH words AS (
 			-- The text's words as the search documents hold them, first
-			-- place first, without stop words of the languages triage reads
-			-- and without numbers.
+			-- place first, without stop words and without numbers.
 			SELECT lexeme AS w, positions[1] AS pos
 			FROM unnest(to_tsvector('simple', left($1, 4000)))
-			WHERE length(lexeme) BETWEEN 3 AND 40 AND lexeme ~ '^[[:alpha:]]'
-				AND numnode(plainto_tsquery('english', lexeme)) > 0 AND numnode(plainto_tsquery('german', lexeme)) > 0
-				AND numnode(plainto_tsquery('french', lexeme)) > 0 AND numnode(plainto_tsquery('spanish', lexeme)) > 0
-				AND numnode(plainto_tsquery('italian', lexeme)) > 0 AND numnode(plainto_tsquery('portuguese', lexeme)) > 0
-				AND numnode(plainto_tsquery('dutch', lexeme)) > 0
+			WHERE length(lexeme) BETWEEN 3 AND 40 AND lexeme ~ '^[[:alpha:]]' AND NOT lexeme = ANY($9)
 		), stats AS MATERIALIZED (
 			-- ANALYZE's statistics of the search documents: the most common
 			-- words and how many of the tickets hold each.
@@ -253,7 +250,7 @@ func similarStatement(q SimilarQuery) (string, []any) {
 			t.category, t.assignee_id, ts_rank(` + searchDocument + `, q.rank) AS rank, t.created_at, t.completed_at
 		FROM candidates c JOIN tickets t ON t.id = c.id, q
 		ORDER BY rank DESC, t.completed_at DESC LIMIT $3`
-	return query, []any{q.Text, q.ExcludeID, q.Limit, before, similarPerWord, similarWords, similarRankWords, similarCandidates}
+	return query, []any{q.Text, q.ExcludeID, q.Limit, before, similarPerWord, similarWords, similarRankWords, similarCandidates, stopwordList}
 }
 
 // CompletedTickets lists the newest Completed tickets, at most limit,

@@ -40,7 +40,7 @@ type precedent struct {
 func contentWords(s string) map[string]bool {
 	out := map[string]bool{}
 	for _, w := range strings.FieldsFunc(fold(s), func(r rune) bool { return !unicode.IsLetter(r) }) {
-		if len([]rune(w)) >= 3 && !isStopword(w) {
+		if len([]rune(w)) >= 3 && !tickets.IsStopword(w) {
 			out[w] = true
 		}
 	}
