@@ -2,11 +2,14 @@
 // summary, helpful notes, a first response for the requester, a priority, the
 // skills it takes, a category and the language. Two engines implement
 // Analyzer: a language model through langchaingo (LLM), and Rules, a
-// deterministic engine that needs no network and is the default.
+// deterministic engine that needs no network, learns from the desk's
+// Completed tickets, and is the default.
 //
-// Whatever an engine says is a proposal: Validate holds it to fixed enums,
-// bounded lengths and the moderators' skill vocabulary. Nothing here picks an
-// assignee, sends mail or runs a command.
+// Whatever an engine says is a proposal: Validate holds a model's to fixed
+// enums, bounded lengths and the staff's skill vocabulary, and Guard holds
+// every engine's to what code decides (see Guarded). PickAssignee chooses
+// the assignee from the skills, in code. Nothing here sends mail or runs a
+// command.
 package triage
 
 import (
