@@ -148,7 +148,7 @@ type SimilarQuery struct {
 const (
 	similarWords      = 6               // the rarest words whose tickets are candidates
 	similarRankWords  = 32              // the words that rank the candidates
-	similarPerWord    = 5000            // a word in more tickets than this (estimated) is no key
+	similarPerWord    = 2000            // a word in more tickets than this (estimated) is no key
 	similarCandidates = 200             // candidates ranked, the most recent first
 	similarGINLimit   = 20000           // gin_fuzzy_search_limit: a soft cap on what the index returns
 	similarTimeout    = 2 * time.Second // statement_timeout
@@ -221,12 +221,13 @@ func similarStatement(q SimilarQuery) (string, []any) {
 				(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'tickets'::regclass) AS n
 			FROM pg_stats s
 			WHERE s.schemaname = current_schema() AND s.tablename = 'tickets' AND s.attname = 'search'
+		), common AS MATERIALIZED (
+			SELECT m.e, m.f * st.n AS tickets FROM stats st, unnest(st.elems, st.freqs) AS m(e, f) WHERE m.e IS NOT NULL
 		), freq AS (
 			-- How many tickets hold each word, estimated; NULL for a word
 			-- the statistics do not list: one rarer than any they do, or
 			-- one no ticket holds.
-			SELECT words.w, words.pos, (SELECT st.freqs[array_position(st.elems, words.w)] * st.n FROM stats st) AS tickets
-			FROM words
+			SELECT words.w, words.pos, common.tickets FROM words LEFT JOIN common ON common.e = words.w
 		), q AS (
 			SELECT
 				-- The keys: the rarest words the statistics know, then the
