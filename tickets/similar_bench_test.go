@@ -53,8 +53,10 @@ func BenchmarkSimilarCompleted(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("%d Completed tickets written and analysed in %s", n, time.Since(began).Round(time.Second))
-	text := "Label printer in bay 7 jams\n\nThe zebra label printer at the packing station jams every few labels since the driver update; " +
-		"w12 w480 w3071 w15022 our pickers print at bay 9 meanwhile."
+	// A ticket in the desk's own words: very common ones, and some of the
+	// middle and the long tail of the vocabulary, as a real ticket mixes
+	// "the printer" with "jams" and "bay 7".
+	text := "w3 w41 w2210 w7305 w640\n\nw1 w2 w5 w12 w480 w3071 w15022 w9 w120 w860 w5120 w18007 w4 w33 w1500"
 	q := tickets.SimilarQuery{Text: text, Limit: 8}
 	var onEmpty, onFull []time.Duration
 	for b.Loop() {
