@@ -49,18 +49,18 @@ func (s *server) renderSkills(w http.ResponseWriter, r *http.Request, status int
 		return rows[name]
 	}
 	for _, d := range defs {
-		r := row(d.Name)
-		r.Description, r.Terms, r.Defined = d.Description, strings.Join(d.Terms, "\n"), true
+		sr := row(d.Name)
+		sr.Description, sr.Terms, sr.Defined = d.Description, strings.Join(d.Terms, "\n"), true
 	}
 	for _, u := range staff {
 		for _, sk := range u.Skills {
-			r := row(sk)
-			r.Holders = append(r.Holders, u.Display())
+			sr := row(sk)
+			sr.Holders = append(sr.Holders, u.Display())
 		}
 	}
 	page := SkillsPage{Page: s.page(r, "Skills", "skills"), Form: form, Error: msg}
-	for _, r := range rows {
-		page.Skills = append(page.Skills, *r)
+	for _, sr := range rows {
+		page.Skills = append(page.Skills, *sr)
 	}
 	slices.SortFunc(page.Skills, func(a, b SkillRow) int { return strings.Compare(a.Name, b.Name) })
 	s.render(w, r, status, "skills", page)
