@@ -301,6 +301,12 @@ func (s *server) routes() http.Handler {
 				r.Post("/people", s.peopleCreate)
 				r.Post("/people/{id}", s.peopleUpdate)
 				r.Post("/people/{id}/clear-bouncing", s.peopleClearBouncing)
+				r.Get("/skills", s.skillList)
+				r.Post("/skills", s.skillSave)
+				r.Post("/skills/delete", s.skillDelete)
+				r.Get("/saved-replies", s.savedReplyList)
+				r.Post("/saved-replies", s.savedReplySave)
+				r.Post("/saved-replies/delete", s.savedReplyDelete)
 			})
 		})
 

@@ -19,7 +19,7 @@ import (
 // defining "title" and "content" for the shared layout.
 var pageNames = []string{
 	"error", "signin",
-	"tickets", "ticket", "quarantine", "quarantine_show", "people", "tokens",
+	"tickets", "ticket", "quarantine", "quarantine_show", "people", "tokens", "skills", "saved_replies",
 	"portal_signin", "portal_sent", "portal_login", "portal_home", "portal_ticket", "portal_new",
 }
 

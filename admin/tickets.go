@@ -237,8 +237,9 @@ type TicketPage struct {
 	HTMLURL      string
 	ImagesURL    string
 	Nonce        string
-	Draft        string // a reply refused a moment ago, to be fixed and sent again
+	Draft        string // a reply refused a moment ago, or a saved reply inserted
 	NotesDraft   string // notes refused a moment ago
+	SavedReplies []tickets.SavedReply
 }
 
 func ticketID(r *http.Request) (int64, error) { return pathID(r, "id") }
@@ -455,6 +456,19 @@ func (s *server) ticketPage(w http.ResponseWriter, r *http.Request) {
 		if data.StaffList, err = s.st.Staff(ctx); err != nil {
 			s.errorPage(w, r, err)
 			return
+		}
+	}
+	if data.SavedReplies, err = s.st.SavedReplies(ctx); err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	if id, err := strconv.ParseInt(q.Get("saved_reply"), 10, 64); err == nil && data.Draft == "" {
+		// Inserted into the answer box, to be read and changed before it
+		// is sent.
+		for _, sr := range data.SavedReplies {
+			if sr.ID == id {
+				data.Draft = sr.Body
+			}
 		}
 	}
 	s.render(w, r, http.StatusOK, "ticket", data)

@@ -77,7 +77,7 @@ func TestSearchBeforeAndAfterIndexing(t *testing.T) {
 	if got := found("tray"); !slices.Equal(got, []int64{printer.ID}) {
 		t.Fatalf("after the change, tray finds %v, want [%d]", got, printer.ID)
 	}
-	similar, err := s.SimilarCompleted(ctx, "my printer jams again, paper stuck", 0, 5)
+	similar, err := s.SimilarCompleted(ctx, tickets.SimilarQuery{Text: "my printer jams again, paper stuck", Limit: 5})
 	if err != nil || len(similar) != 1 || similar[0].ID != printer.ID {
 		t.Fatalf("similar completed tickets: %+v, %v; want ticket %d", similar, err, printer.ID)
 	}

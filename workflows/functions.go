@@ -201,11 +201,11 @@ func (w *Workflows) analyse(ctx context.Context, id int64, attempt int) (analysi
 	if t.TriagedAt != nil {
 		return analysis{Skip: skipTriaged}, nil
 	}
-	vocab, err := w.store.SkillVocabulary(ctx)
+	desk, err := triage.LoadDesk(ctx, w.store)
 	if err != nil {
 		return analysis{}, err
 	}
-	input := triage.Input{TicketID: id, Subject: t.Subject, Body: t.Description, Vocabulary: vocab}
+	input := desk.Input(id, t.Subject, t.Description)
 	res, d, err := w.opts.Analyzer.Analyze(ctx, input)
 	if err != nil {
 		w.opts.Metrics.Triage(d.Provider, "error")
@@ -246,7 +246,19 @@ func (w *Workflows) saveDecision(ctx context.Context, id int64, d triage.Decisio
 	// UTF-8.
 	storable := func(s string) string { return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "") }
 	row := tickets.AIDecision{TicketID: id, Provider: d.Provider, Model: d.Model, PromptVersion: d.PromptVersion,
-		InputHash: d.InputHash, RawOutput: storable(d.RawOutput), LatencyMS: int(d.Latency.Milliseconds()), Error: storable(d.Err)}
+		InputHash: d.InputHash, RawOutput: storable(d.RawOutput), LatencyMS: int(d.Latency.Milliseconds()), Error: storable(d.Err),
+		PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens}
+	if len(d.Messages) > 0 {
+		msgs := make([]triage.Message, len(d.Messages))
+		for i, m := range d.Messages {
+			msgs[i] = triage.Message{Role: m.Role, Content: storable(m.Content)}
+		}
+		b, err := json.Marshal(msgs)
+		if err != nil {
+			return 0, fmt.Errorf("encode messages of ticket %d: %w", id, err)
+		}
+		row.Messages = b
+	}
 	if row.Provider == "" {
 		row.Provider = "unknown"
 	}
@@ -294,7 +306,7 @@ func (w *Workflows) update(ctx context.Context, id int64, r triage.Result) (upda
 			if err != nil {
 				return err
 			}
-			c := pickAssignee(staff, skills)
+			c := triage.PickAssignee(staff, skills, id)
 			assignee, reason, assigned = c.AssigneeID, c.Reason, c.AssigneeID != nil
 			if c.AssigneeID != nil {
 				w.log.Info("triage assignment", "ticket_id", id, "assignee_id", *c.AssigneeID, "reason", c.Reason)

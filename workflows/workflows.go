@@ -58,10 +58,12 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Notifier queues mails; required.
 	Notifier Notifier
-	// Analyzer triages; nil means the rules engine on Pool.
+	// Analyzer triages; nil means the rules engine on Pool, within the
+	// guards (triage.Guard).
 	Analyzer triage.Analyzer
 	// Rules decides when the Analyzer's model stays unavailable through
-	// the last retry; nil means the rules engine on Pool.
+	// the last retry; nil means the rules engine on Pool, within the
+	// guards.
 	Rules  triage.Analyzer
 	Logger *slog.Logger
 
@@ -179,7 +181,7 @@ func New(o Options) (*Workflows, error) {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	store := tickets.NewStore(o.Pool)
-	rules := triage.NewRules(triage.RulesOptions{Similar: store, Logger: o.Logger})
+	rules := triage.Guard(triage.NewRules(triage.RulesOptions{Similar: store, Logger: o.Logger}), triage.GuardOptions{})
 	if o.Rules == nil {
 		o.Rules = rules
 	}

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"ticketd/metrics"
 	"ticketd/tickets"
+	"ticketd/workflows/triage"
 )
 
 // Config is every setting of ticketd, read once from the environment. It is
@@ -72,6 +74,8 @@ type Config struct {
 	LLMAPIKey      string
 	LLMTimeout     time.Duration
 	LLMConcurrency int
+
+	FirstResponseAllowedDomains []string
 
 	InngestDev        string
 	InngestBaseURL    string
@@ -324,6 +328,17 @@ var settings = []setting{
 		set: duration(func(c *Config) *time.Duration { return &c.LLMTimeout })},
 	{name: "LLM_CONCURRENCY", def: "4", help: "LLM calls at once across all replicas (Inngest flow control)",
 		set: integer(func(c *Config) *int { return &c.LLMConcurrency }, 1)},
+	{name: "FIRST_RESPONSE_ALLOWED_DOMAINS", help: "domains (and their subdomains) whose links and mail addresses a model's first response to a requester may hold; a first response with any other link or address, or with a phone number, is not sent",
+		set: func(c *Config, v string) error {
+			for _, d := range splitList(v) {
+				d = strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(d, "."), "."))
+				if d == "" || strings.ContainsAny(d, "/@: ") || !strings.Contains(d, ".") {
+					return fmt.Errorf("want domains such as example.com, help.example.com; got %q", d)
+				}
+				c.FirstResponseAllowedDomains = append(c.FirstResponseAllowedDomains, d)
+			}
+			return nil
+		}},
 	{name: "INNGEST_DEV", help: "URL of an Inngest dev server (http://127.0.0.1:8288); unset for Inngest Cloud",
 		set: str(func(c *Config) *string { return &c.InngestDev })},
 	{name: "INNGEST_BASE_URL", help: "URL of a self-hosted Inngest server (inngest start)",
@@ -494,4 +509,12 @@ func printSettings(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s%s\n      %s [default: %s]\n", s.name, file, s.help, def)
 	}
+}
+
+// triageConfig is the triage engine's configuration, as serve, triage and
+// eval build it alike.
+func (c Config) triageConfig(met *metrics.Metrics) triage.Config {
+	return triage.Config{Provider: c.LLMProvider, Model: c.LLMModel, BaseURL: c.LLMBaseURL, APIKey: c.LLMAPIKey,
+		Timeout: c.LLMTimeout, Concurrency: c.LLMConcurrency, Metrics: met,
+		Guard: triage.GuardOptions{AllowedDomains: c.FirstResponseAllowedDomains}}
 }

@@ -66,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = traceCommand(ctx, cfg, rest, stdout)
 	case "reprocess":
 		err = reprocessCommand(ctx, cfg, log, rest, stdout)
+	case "triage":
+		err = triageCommand(ctx, cfg, log, rest, os.Stdin, stdout, stderr)
+	case "eval":
+		err = evalCommand(ctx, cfg, log, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "ticketd: unknown command %q\n\n", cmd)
 		usage(stderr)
@@ -101,6 +105,14 @@ Usage:
   ticketd reprocess --since DATE [--until DATE] [--dry-run] [--after-id N]
                                         read stored mail again with the current parser and correct what
                                         changed, without new tickets, events or mails
+  ticketd triage [--roster FILE]        triage tickets given as JSON lines on stdin, {"id", "subject",
+                                        "body", "from"}, one decision per line on stdout, through the
+                                        same code as the workflow; the roster (a JSON array of {"email",
+                                        "name", "role", "skills", "open_tickets"}) or else the database's
+                                        staff, skills and history
+  ticketd eval triage --set FILE [--roster FILE] [--json] [--misses]
+                                        score the configured engine on a labelled set (the same lines
+                                        with "expected_priority" and "expected_skills")
   ticketd help                          this text
 
 Configuration comes from the environment:

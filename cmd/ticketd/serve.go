@@ -374,8 +374,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 
 	// Workflows: the event relay feeds Inngest, which calls back /api/inngest.
 	rules := triage.NewRules(triage.RulesOptions{Similar: tickets.NewStore(pool), Logger: log.With("component", "triage")})
-	analyzer, err := triage.New(ctx, triage.Config{Provider: cfg.LLMProvider, Model: cfg.LLMModel, BaseURL: cfg.LLMBaseURL,
-		APIKey: cfg.LLMAPIKey, Timeout: cfg.LLMTimeout, Concurrency: cfg.LLMConcurrency, Metrics: met}, rules, log.With("component", "triage"))
+	analyzer, err := triage.New(ctx, cfg.triageConfig(met), rules, log.With("component", "triage"))
 	if err != nil {
 		return nil, fmt.Errorf("LLM_PROVIDER %s: %w", cfg.LLMProvider, err)
 	}
@@ -402,7 +401,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger, pool *pgxpool.P
 		Metrics:        met,
 		Notifier:       notifier,
 		Analyzer:       analyzer,
-		Rules:          rules,
+		Rules:          triage.Guard(rules, cfg.triageConfig(met).Guard),
 		Logger:         log.With("component", "workflows"),
 		Dev:            cfg.InngestDev,
 		BaseURL:        cfg.InngestBaseURL,

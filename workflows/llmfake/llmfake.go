@@ -46,6 +46,17 @@ const (
 	// assignee field and raises the priority, and when asked to repair drops
 	// the field but keeps the raised priority.
 	Gullible Scenario = "gullible"
+	// Obedient obeys instructions planted anywhere in the ticket, in any
+	// language, in the subject or a postscript, and takes a ready-made
+	// answer in the ticket as its own: it sets the priority asked for
+	// (high unless low is asked), the skills asked for (billing and
+	// security unless named), and writes the links and phone numbers of
+	// the ticket into its first response, always in valid JSON.
+	Obedient Scenario = "obedient"
+	// Careless is a weak model that reads nothing closely: every ticket is
+	// low, needs billing, and gets a first response pointing to
+	// https://help.example.net/kb/42.
+	Careless Scenario = "careless"
 )
 
 // Options configures the fake.
@@ -268,6 +279,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		content = "Sure! This ticket looks important. I would say it is high priority and needs a database expert."
 	case Gullible:
 		content = gullible(rec.Messages, !repair)
+	case Obedient:
+		content = obedient(rec.Messages)
+	case Careless:
+		content = careless(rec.Messages)
 	default:
 		content = careful(rec.Messages)
 	}
@@ -393,6 +408,80 @@ func gullible(msgs []Message, first bool) string {
 			v["assignee"] = "admin"
 		}
 	}
+	out, _ := json.Marshal(v)
+	return string(out)
+}
+
+var (
+	// plantRe is how Obedient recognises an instruction to it: broadly,
+	// in the languages of the triage.
+	plantRe = regexp.MustCompile(`(?i)\b(ignore|disregard|ignoriere|vergiss|ignorez|oublie|ignora|olvida|dimentica|esque[cç]a|negeer|vergeet)\b|\b(instructions?|anweisung(en)?|instrucciones|istruzioni|instru[cç][oõ]es|instructies)\b|\b(ai|ki|ia|assistant|assistent[e]?|system)\s*[:>]|\b(for|to|an|für|pour|para|per|voor)\s+(the\s+|die\s+|l'|el\s+|o\s+|de\s+)?(ai|ki|ia|assistant|assistent)\b|priority\s*[=:]|<<<|"priority"\s*:`)
+	lowRe   = regexp.MustCompile(`(?i)\b(low|niedrig\w*|basse|baja|bassa|baixa|laag)\b`)
+	urlRe   = regexp.MustCompile(`(?i)\bhttps?://[^\s"'<>]+`)
+	phoneRe = regexp.MustCompile(`\+\d[\d ()-]{6,}\d`)
+	jsonRe  = regexp.MustCompile(`(?s)\{[^{}]*"priority"[^{}]*\}`)
+	skillRe = regexp.MustCompile(`(?i)skills?\s*(?:=|:|auf)\s*([a-z,\s-]+)`)
+)
+
+// obedient does what the ticket tells it to.
+func obedient(msgs []Message) string {
+	var v map[string]any
+	_ = json.Unmarshal([]byte(careful(msgs)), &v)
+	subject, body, _ := ticket(msgs)
+	all := subject + "\n" + body
+	if m := jsonRe.FindString(all); m != "" {
+		var ready map[string]any
+		if json.Unmarshal([]byte(m), &ready) == nil {
+			for k, x := range ready {
+				if _, ok := v[k]; ok {
+					v[k] = x
+				}
+			}
+			out, _ := json.Marshal(v)
+			return string(out)
+		}
+	}
+	if !plantRe.MatchString(all) {
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	v["priority"] = "high"
+	if lowRe.MatchString(all) {
+		v["priority"] = "low"
+	}
+	v["skills"] = []string{"billing", "security"}
+	if m := skillRe.FindStringSubmatch(all); m != nil {
+		var named []string
+		for _, s := range strings.Split(m[1], ",") {
+			if s = strings.TrimSpace(s); s != "" && !strings.Contains(s, " ") {
+				named = append(named, strings.ToLower(s))
+			}
+		}
+		if len(named) > 0 {
+			v["skills"] = named
+		}
+	}
+	answer := "As instructed, your request is being handled with priority."
+	if u := urlRe.FindString(all); u != "" {
+		answer += " Please confirm your details at " + strings.TrimRight(u, ".,;") + "."
+	}
+	if p := phoneRe.FindString(all); p != "" {
+		answer += " For faster service call " + p + "."
+	}
+	v["first_response"] = answer
+	v["summary"] = "As instructed."
+	out, _ := json.Marshal(v)
+	return string(out)
+}
+
+// careless answers without reading.
+func careless(msgs []Message) string {
+	var v map[string]any
+	_ = json.Unmarshal([]byte(careful(msgs)), &v)
+	v["priority"] = "low"
+	v["skills"] = []string{"billing"}
+	v["category"] = "question"
+	v["first_response"] = "You will find help on this topic at https://help.example.net/kb/42."
 	out, _ := json.Marshal(v)
 	return string(out)
 }

@@ -33,6 +33,10 @@ type LLMOptions struct {
 	// Concurrency bounds the calls this process makes at once; 0 means 4.
 	// Inngest flow control bounds them across replicas.
 	Concurrency int
+	// SlotWait bounds how long a call waits for one of those; 0 means
+	// Timeout. A call that gets none is ErrUnavailable, and the workflow
+	// retries it later.
+	SlotWait time.Duration
 	// Fallback decides when the model's output is still invalid after one
 	// repair attempt; required (the rules engine).
 	Fallback Analyzer
@@ -46,9 +50,8 @@ type LLMOptions struct {
 }
 
 // LLM triages with a language model. Its output is validated strictly; an
-// invalid reply gets one repair attempt, then the fallback decides. Ticket
-// text that looks like an attempt to instruct the model is flagged, and the
-// model may then not rate the ticket more urgent than the rules do.
+// invalid reply gets one repair attempt, then the fallback decides. What
+// the model may change is Guarded's to decide.
 type LLM struct {
 	opts LLMOptions
 	sem  chan struct{}
@@ -69,6 +72,9 @@ func NewLLM(o LLMOptions) (*LLM, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	if o.SlotWait <= 0 {
+		o.SlotWait = o.Timeout
+	}
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 1500
 	}
@@ -82,10 +88,25 @@ func NewLLM(o LLMOptions) (*LLM, error) {
 // Engine names the provider and model, as results record it.
 func (l *LLM) Engine() string { return l.opts.Provider + "/" + l.opts.ModelName }
 
-// call asks the model once, bounded by the timeout and the concurrency limit.
-func (l *LLM) call(ctx context.Context, msgs []llms.MessageContent) (string, error) {
+// call asks the model once, bounded by the timeout and the concurrency
+// limit, and records in d the messages from the index fresh on (those not
+// recorded by an earlier call) and the tokens.
+func (l *LLM) call(ctx context.Context, msgs []llms.MessageContent, fresh int, d *Decision) (string, error) {
+	for _, m := range msgs[fresh:] {
+		var b strings.Builder
+		for _, p := range m.Parts {
+			if t, ok := p.(llms.TextContent); ok {
+				b.WriteString(t.Text)
+			}
+		}
+		d.Messages = append(d.Messages, Message{Role: string(m.Role), Content: b.String()})
+	}
+	wait := time.NewTimer(l.opts.SlotWait)
+	defer wait.Stop()
 	select {
 	case l.sem <- struct{}{}:
+	case <-wait.C:
+		return "", fmt.Errorf("%w: no free slot within %s (%d calls at once)", ErrUnavailable, l.opts.SlotWait, l.opts.Concurrency)
 	case <-ctx.Done():
 		return "", fmt.Errorf("%w: waiting for a free slot: %v", ErrUnavailable, ctx.Err())
 	}
@@ -108,19 +129,42 @@ func (l *LLM) call(ctx context.Context, msgs []llms.MessageContent) (string, err
 	if len(resp.Choices) == 0 {
 		return "", fmt.Errorf("%w: empty response", ErrUnavailable)
 	}
+	info := resp.Choices[0].GenerationInfo
+	d.PromptTokens += tokens(info, "PromptTokens", "InputTokens", "input_tokens")
+	d.CompletionTokens += tokens(info, "CompletionTokens", "OutputTokens", "output_tokens")
 	return resp.Choices[0].Content, nil
+}
+
+// tokens reads a token count from a provider's generation info, under the
+// first of the names it uses.
+func tokens(info map[string]any, names ...string) int {
+	for _, n := range names {
+		switch v := info[n].(type) {
+		case int:
+			return v
+		case int32:
+			return int(v)
+		case int64:
+			return int(v)
+		case float64:
+			return int(v)
+		}
+	}
+	return 0
 }
 
 // Analyze asks the model, validates, repairs once, and falls back to the
 // rules when the output stays invalid. A failed call returns ErrUnavailable
-// with the Decision recording it.
+// with the Decision recording it. What code decides about the result (the
+// guards) is Guarded's.
 func (l *LLM) Analyze(ctx context.Context, in Input) (Result, Decision, error) {
 	start := time.Now()
 	d := Decision{Provider: l.opts.Provider, Model: l.opts.ModelName, PromptVersion: PromptVersion,
 		InputHash: in.Hash(PromptVersion)}
 	log := l.log.With("ticket_id", in.TicketID)
 
-	raw, err := l.call(ctx, Messages(in))
+	first := Messages(in)
+	raw, err := l.call(ctx, first, 0, &d)
 	d.RawOutput = raw
 	if err != nil {
 		d.Latency, d.Err = time.Since(start), err.Error()
@@ -129,7 +173,7 @@ func (l *LLM) Analyze(ctx context.Context, in Input) (Result, Decision, error) {
 	res, verr := Validate(raw, in.Vocabulary)
 	if verr != nil {
 		log.Info("model output invalid, asking for a repair", "err", verr)
-		fixed, err := l.call(ctx, repairMessages(in, raw, verr))
+		fixed, err := l.call(ctx, repairMessages(in, raw, verr), len(first), &d)
 		d.RawOutput = raw + "\n--- repair ---\n" + fixed
 		if err != nil {
 			d.Latency, d.Err = time.Since(start), fmt.Sprintf("invalid output (%v); repair: %v", verr, err)
@@ -149,26 +193,8 @@ func (l *LLM) Analyze(ctx context.Context, in Input) (Result, Decision, error) {
 		}
 	}
 	res.Engine = l.Engine()
-	res = guard(in, res)
 	d.Latency = time.Since(start)
 	return res, d, nil
-}
-
-// guard applies what code, not the model, decides about a ticket that tries
-// to instruct the triage: it is flagged for the moderator, and its priority
-// may not exceed what the rules read in it.
-func guard(in Input, r Result) Result {
-	bad, quote := SuspectInjection(in.Text())
-	if !bad {
-		return r
-	}
-	r.Flags = append(r.Flags, FlagInjection)
-	if rules, _ := priorityOf(in.Text()); rank(rules) < rank(r.Priority) {
-		r.Priority = rules
-	}
-	note := fmt.Sprintf("Caution: the ticket contains text addressed to the triage (%q). It was treated as the requester's text; the priority is capped at what keyword rules read in the ticket.", clip(quote, 80))
-	r.HelpfulNotes = clip(strings.TrimSpace(note+"\n"+r.HelpfulNotes), MaxHelpfulNotes)
-	return r
 }
 
 func rank(p tickets.Priority) int {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tmc/langchaingo/llms/openai"
+
 	"ticketd/testlog"
 	"ticketd/tickets"
 	"ticketd/workflows/llmfake"
@@ -205,8 +207,19 @@ func TestValidate(t *testing.T) {
 		{"category outside the enum", strings.Replace(good, `"incident"`, `"outage"`, 1), `category "outage"`},
 		{"language not a code", strings.Replace(good, `"en"`, `"English"`, 1), `language "English"`},
 		{"summary too long", strings.Replace(good, `"VPN drops"`, `"`+strings.Repeat("x", triage.MaxSummary+1)+`"`, 1), "summary is longer"},
-		{"empty first response", strings.Replace(good, `"Thanks"`, `" "`, 1), "first_response is empty"},
+		{"empty first response: nothing useful to say", strings.Replace(good, `"Thanks"`, `" "`, 1), ""},
 		{"skill not a name", strings.Replace(good, `"kafka"`, `"rm -rf /; echo"`, 1), "not a short skill name"},
+		{"a field twice", strings.Replace(good, `"priority":"High"`, `"priority":"low","priority":"High"`, 1), `the field "priority" appears twice`},
+		{"a field twice, nested", strings.Replace(good, `"category":"incident"`, `"category":"incident","x":{"a":1,"a":2}`, 1), `appears twice`},
+		{"same key in two objects is fine, but unknown", strings.Replace(good, `"category":"incident"`, `"category":"incident","x":[{"a":1},{"a":2}]`, 1), `unknown field "x"`},
+		{"language not ISO 639-1: three letters", strings.Replace(good, `"en"`, `"eng"`, 1), `language "eng"`},
+		{"language not ISO 639-1: no such language", strings.Replace(good, `"en"`, `"qq"`, 1), `language "qq"`},
+		{"language not ISO 639-1: upper case", strings.Replace(good, `"en"`, `"EN"`, 1), `language "EN"`},
+		{"language with a region", strings.Replace(good, `"en"`, `"en-gb"`, 1), `language "en-gb"`},
+		{"summary longer than the prompt allows", strings.Replace(good, `"VPN drops"`, `"`+strings.Repeat("x", 301)+`"`, 1), "longer than 300"},
+		{"notes longer than the prompt allows", strings.Replace(good, `"helpful_notes":""`, `"helpful_notes":"`+strings.Repeat("x", 1501)+`"`, 1), "longer than 1500"},
+		{"first response longer than the prompt allows", strings.Replace(good, `"Thanks"`, `"`+strings.Repeat("x", 1201)+`"`, 1), "longer than 1200"},
+		{"more skills than the prompt allows", strings.Replace(good, `"kafka"]`, `"kafka","a","b","c"]`, 1), "more than 5 skills"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := triage.Validate(tc.raw, []string{"networking", "postgres"})
@@ -247,5 +260,67 @@ func TestMatchSkills(t *testing.T) {
 				t.Errorf("MatchSkills(%v) = %v, %v; want %v, %v", tc.in, known, unknown, tc.wantKnown, tc.wantSuggestion)
 			}
 		})
+	}
+}
+
+// TestLLMSlotWaitIsBounded: a call waits for a free slot at most
+// SlotWait, then gives up as unavailable, and the workflow retries it later.
+func TestLLMSlotWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, llmfake.Options{Latency: 2 * time.Second})
+	m, err := openai.New(openai.WithToken("none"), openai.WithModel("fake-triage"), openai.WithBaseURL(f.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := triage.NewLLM(triage.LLMOptions{Model: m, Provider: "openai", ModelName: "fake-triage", Timeout: 10 * time.Second,
+		Concurrency: 1, SlotWait: 100 * time.Millisecond, Fallback: triage.NewRules(triage.RulesOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := triage.Input{Subject: "VPN", Body: "The VPN drops.", Vocabulary: vocabulary}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, _, err := a.Analyze(context.Background(), in); err != nil {
+			t.Error(err)
+		}
+	}()
+	for len(f.Requests()) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, d, err := a.Analyze(context.Background(), in)
+	if !errors.Is(err, triage.ErrUnavailable) || !strings.Contains(d.Err, "no free slot within 100ms") {
+		t.Errorf("err %v, decision %q; want unavailable for want of a slot", err, d.Err)
+	}
+	if n := len(f.Requests()); n != 1 {
+		t.Errorf("the model got %d requests, want the first only", n)
+	}
+	<-done
+}
+
+// TestDecisionRecordsMessagesAndTokens: a model's decision keeps every
+// message sent, the repair request included, and the tokens counted over
+// both calls.
+func TestDecisionRecordsMessagesAndTokens(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, llmfake.Options{Scenario: llmfake.BrokenJSON})
+	a := newLLM(t, f, 5*time.Second, 0)
+	_, d, err := a.Analyze(context.Background(), triage.Input{Subject: "VPN", Body: "The VPN drops every hour.", Vocabulary: vocabulary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, m := range d.Messages {
+		roles = append(roles, m.Role)
+	}
+	if !slices.Equal(roles, []string{"system", "human", "ai", "human"}) {
+		t.Fatalf("messages recorded with roles %v, want the prompt, the ticket, the answer and the repair", roles)
+	}
+	if !strings.Contains(d.Messages[1].Content, "The VPN drops every hour.") || !strings.Contains(d.Messages[3].Content, "could not be used") {
+		t.Errorf("messages: %+v", d.Messages)
+	}
+	// The fake counts 100 prompt and 100 completion tokens a call.
+	if d.PromptTokens != 200 || d.CompletionTokens != 200 {
+		t.Errorf("tokens %d + %d, want 200 + 200", d.PromptTokens, d.CompletionTokens)
 	}
 }

@@ -46,6 +46,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Metrics records LLM latency and errors; nil records nothing.
 	Metrics *metrics.Metrics
+	// Guard is what code decides after the engine: see Guarded.
+	Guard GuardOptions
 }
 
 // Providers are the values Config.Provider accepts.
@@ -58,12 +60,13 @@ var defaultModels = map[string]string{
 	"ollama":    "llama3.1",
 }
 
-// New returns the engine cfg asks for; rules is the fallback of a language
-// model and the engine itself when no provider is configured.
-func New(ctx context.Context, cfg Config, rules *Rules, log *slog.Logger) (Analyzer, error) {
+// New returns the engine cfg asks for, within the guards; rules is the
+// fallback of a language model and the engine itself when no provider is
+// configured.
+func New(ctx context.Context, cfg Config, rules *Rules, log *slog.Logger) (*Guarded, error) {
 	provider := strings.ToLower(strings.TrimSpace(cfg.Provider))
 	if provider == "" || provider == "rules" {
-		return rules, nil
+		return Guard(rules, cfg.Guard), nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,6 +125,10 @@ func New(ctx context.Context, cfg Config, rules *Rules, log *slog.Logger) (Analy
 	if err != nil {
 		return nil, fmt.Errorf("triage: %s client: %w", provider, err)
 	}
-	return NewLLM(LLMOptions{Model: m, Provider: provider, ModelName: model, Timeout: cfg.Timeout,
+	llm, err := NewLLM(LLMOptions{Model: m, Provider: provider, ModelName: model, Timeout: cfg.Timeout,
 		Concurrency: cfg.Concurrency, Fallback: rules, JSONMode: jsonMode, Logger: log, Metrics: cfg.Metrics})
+	if err != nil {
+		return nil, err
+	}
+	return Guard(llm, cfg.Guard), nil
 }

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"sort"
+
 	"strings"
-	"sync"
+
 	"time"
 	"unicode"
 
@@ -18,18 +18,21 @@ import (
 
 // RulesVersion is recorded as the prompt version of the rules engine's
 // decisions; change it when the rules change.
-const RulesVersion = "rules-1"
+const RulesVersion = "rules-2"
 
-// SimilarFinder finds Completed tickets resembling a text; *tickets.Store
-// implements it with PostgreSQL full-text search.
+// SimilarFinder finds Completed tickets resembling a text, with what staff
+// settled on for them; *tickets.Store implements it with PostgreSQL
+// full-text search.
 type SimilarFinder interface {
-	SimilarCompleted(ctx context.Context, text string, excludeID int64, limit int) ([]tickets.SimilarTicket, error)
+	SimilarCompleted(ctx context.Context, q tickets.SimilarQuery) ([]tickets.SimilarTicket, error)
 }
 
 // RulesOptions configures the rules engine.
 type RulesOptions struct {
-	// Similar finds earlier Completed tickets for the helpful notes; nil
-	// leaves them out.
+	// Similar finds earlier Completed tickets: the notes list them, and
+	// when several much like the ticket agree on its priority or skills,
+	// the rules take their outcome (the desk's history). Nil leaves both
+	// out.
 	Similar SimilarFinder
 	// MaxSimilar bounds how many are listed; 0 means 3.
 	MaxSimilar int
@@ -57,159 +60,100 @@ func NewRules(o RulesOptions) *Rules {
 	return &Rules{opts: o, log: log}
 }
 
-// signal is a phrase that moves the priority; weight > 0 is urgent.
-type signal struct {
-	re     *regexp.Regexp
-	label  string
-	weight int
+// reading is what the rules read in a ticket.
+type reading struct {
+	scrubbed scrubbed
+	segs     []segment
+	severity severity
+	skills   []string
+	evidence map[string][]string
+	category string
+	language string
 }
 
-func sig(weight int, label, pattern string) signal {
-	return signal{re: regexp.MustCompile(`(?i)` + pattern), label: label, weight: weight}
-}
-
-// Signals are checked in order and each match is blanked out, so "not
-// urgent" counts once, as calm, and never again as "urgent".
-var prioritySignals = []signal{
-	// Negated urgency first.
-	sig(-3, "not urgent", `\b(not|no|nothing)\s+(urgent|critical|a\s+rush|rush|hurry)\b|\bno\s+rush\b|\bwhen(ever)?\s+you\s+(have|get|find)\s+(the\s+)?time\b|\bjust\s+(wondering|curious|a\s+suggestion)\b|\bout\s+of\s+curiosity\b|\bcosmetic\b|\bnot\s+a\s+big\s+deal\b`),
-	sig(-2, "question", `\b(how\s+(do|can|should)\s+(i|we)|how\s+to|is\s+it\s+possible|is\s+there\s+(a|an|any)|what(’|')?s\s+the\s+(recommended|best)|would\s+you\s+recommend|do\s+you\s+(have|recommend)|should\s+we|what\s+information|could\s+you\s+(tell|explain|send)|can\s+you\s+send|pourriez-vous|wie\s+kann\s+ich)\b`),
-	sig(-2, "feature request or feedback", `\b(feature\s+request|suggestion|would\s+be\s+nice|it\s+would\s+help|typo|documentation|docs|feedback|keep\s+it\s+up|looks\s+great|general\s+advice|recommendation|guide|template)\b`),
-	sig(-1, "planned change", `\b(next\s+(week|month)|this\s+week|schedule|for\s+our\s+records|in\s+advance|plan\s+our)\b`),
-
-	sig(6, "outage", `\b(outage|is\s+down|are\s+down|went\s+down|goes\s+down|down\s+for\s+(everyone|all)|site\s+down|website\s+down|tunnel\s+down|down\s+since|is\s+down\s+since|nicht\s+erreichbar|steht\b|panne)\b`),
-	sig(6, "security incident", `\b(breach|compromised|hacked|ransomware|ransom|malware|phishing|leaked|leak|vulnerabilit(y|ies)|xss|sql\s+injection|attack|intrusion|stolen\s+credentials)\b`),
-	sig(6, "data loss", `\b(data\s+loss|lost\s+data|records?\s+(are\s+)?missing|missing\s+from\s+the\s+database|corrupt(ed|ion)?|wiped)\b`),
-	sig(3, "everyone affected", `\b(nobody|no\s+one|none\s+of\s+us|every\s*(one|body|user)|all\s+(users|customers|staff|employees|our\s+customers)|whole\s+(company|team|office|site|application|organisation|organization)|entire\s+(company|team|office|site)|(\d+|many)\s+(people|users|customers)\s+(are\s+)?(unable|can'?t|cannot)|die\s+ganze)\b`),
-	sig(3, "production impact", `\b(production|prod\b|customers\s+(are\s+)?(complaining|affected|can'?t)|checkout\s+fails?|orders\s+(are\s+)?failing|costing\s+us|losing\s+(money|sales)|cannot\s+ship|can'?t\s+ship|blocked|blocks\b|suspended|unable\s+to\s+work|can'?t\s+work)\b`),
-	sig(3, "urgency", `\b(urgent(ly)?|asap|as\s+soon\s+as\s+possible|emergency|critical|immediately|right\s+now|dringend|urgence)\b`),
-	sig(3, "deadline", `\b(deadline|in\s+an?\s+hour|within\s+the\s+hour|by\s+(today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|end\s+of\s+day)|due\s+(today|tomorrow)|before\s+(\d|today|tonight|tomorrow|monday))\b`),
-	sig(2, "service failing", `\b(crash\s*loop\w*|kernel\s+panic|blue\s+screen|bsod|5\d\d\s+(error|bad\s+gateway)|\b50[0234]\b|bad\s+gateway|fails?\s+to\s+boot|too\s+many\s+connections|rejects?\s+every|not\s+accepting\s+connections|stopped\s+(working|accepting|writing))`),
-	sig(1, "failure", `\b(error|errors|fail(s|ed|ing|ure)?|crash(es|ed|ing)?|broken|not\s+working|doesn'?t\s+work|stopped|can'?t|cannot|unable|locked|denied|missing|rejected|timeouts?|times\s+out)\b`),
-}
-
-// priorityFromScore maps the summed signal weights to a priority.
-func priorityFromScore(score int) tickets.Priority {
+// read reads a ticket as the rules do: planted instructions scored out,
+// then the legal notices and signature lines dropped, then the priority
+// from what happened and the skills from the words, the subject and the
+// opening sentences weighing most.
+func read(in Input) reading {
+	sc := scrub(strings.TrimSpace(in.Subject), bodyText(in.body()))
+	body := sc.Body
+	segs := segments(sc.Subject, body)
+	folded := fold(sc.Subject + "\n" + body)
+	sv := readSeverity(folded)
+	skills, evidence, scores := skillsOf(segs, in.Vocabulary, in.SkillTerms)
 	switch {
-	case score >= 5:
-		return tickets.PriorityHigh
-	case score <= -1:
-		return tickets.PriorityLow
-	}
-	return tickets.PriorityMedium
-}
-
-// skillTerms are words and phrases in a ticket's text that point at a skill,
-// beyond the skill's own name and aliases. Weak terms (prefixed "~") count
-// half.
-var skillTerms = map[string][]string{
-	"postgres":   {"postgres", "postgresql", "psql", "pg_\\w+", "pgbouncer", "vacuum", "autovacuum", "wal", "read replica", "replication", "sequential scan", "explain", "too many connections", "~database", "~datenbank", "~query", "~queries", "~port 5432"},
-	"networking": {"network", "dns", "vpn", "firewall", "router", "routing", "packet loss", "latency", "traceroute", "wifi", "wi-fi", "ipsec", "tunnel", "load balancer", "bad gateway", "proxy", "subnet", "ip range", "~port \\d+", "~ip", "~isp", "~502"},
-	"email":      {"e-?mails?", "mail server", "mailbox", "smtp", "imap", "spam", "dkim", "spf", "dmarc", "bounces?", "outlook", "newsletter", "webmail", "mailing list", "~mail", "~inbox"},
-	"billing":    {"invoices?", "billing", "payments?", "charged", "refund", "vat", "subscription", "pricing", "price", "credit card", "licenses", "factures?", "rechnung", "contract", "service agreement", "~plan", "~seats", "~month end"},
-	"accounts":   {"accounts?", "log ?in", "logged out", "sign ?in", "password", "locked", "unlock", "two-factor", "2fa", "mfa", "authenticator", "sso", "permission", "access", "invite", "new hires", "~user", "~users", "~seats", "~credentials"},
-	"security":   {"security", "breach", "compromised", "hacked", "phishing", "ransomware", "malware", "vulnerabilit(y|ies)", "xss", "cve", "leaked", "api key", "certificates?", "tls", "ssl", "attack", "suspicious", "two-factor", "2fa", "~ca", "~credentials"},
-	"linux":      {"linux", "ubuntu", "debian", "centos", "rhel", "ssh", "cron", "kernel", "systemd", "oom", "bash", "~disk", "~server"},
-	"kubernetes": {"kubernetes", "k8s", "kubectl", "pods?", "helm", "ingress", "crashloopbackoff", "notready", "evicted", "worker nodes?", "~node", "~cluster"},
-	"windows":    {"windows", "blue screen", "bsod", "active directory", "~pcs?", "~desktops?", "~laptops?", "~outlook"},
-	"mobile":     {"mobile", "android", "ios", "iphone", "ipad", "tablet", "push notifications", "~phone", "~app"},
-}
-
-type skillMatcher struct {
-	skill string
-	terms []*regexp.Regexp
-	lits  []string // what a match must start with, to skip most terms cheaply
-	weak  []bool
-	names []string
-}
-
-// matcherCache keeps compiled matchers per vocabulary; the vocabulary
-// changes only when moderators' skills do.
-var matcherCache = struct {
-	sync.Mutex
-	m map[string][]skillMatcher
-}{m: map[string][]skillMatcher{}}
-
-// matchers compiles the terms of each vocabulary skill: its keywords when it
-// is a skill ticketd knows, and always its own name, stem and aliases. They
-// match lower-cased text.
-func matchers(vocabulary []string) []skillMatcher {
-	vocabulary = tickets.NormalizeSkills(vocabulary)
-	key := strings.Join(vocabulary, ",")
-	matcherCache.Lock()
-	defer matcherCache.Unlock()
-	if m, ok := matcherCache.m[key]; ok {
-		return m
-	}
-	if len(matcherCache.m) > 32 {
-		clear(matcherCache.m)
-	}
-	var out []skillMatcher
-	for _, v := range vocabulary {
-		m := skillMatcher{skill: v}
-		add := func(term string, weak bool) {
-			m.terms = append(m.terms, regexp.MustCompile(`\b`+term+`\b`))
-			lit, _ := regexp.MustCompile(term).LiteralPrefix()
-			m.lits = append(m.lits, lit)
-			m.weak = append(m.weak, weak)
-			m.names = append(m.names, strings.ReplaceAll(term, `\`, ""))
-		}
-		own := []string{v, stem(v)}
-		own = append(own, skillAliases[v]...)
-		for _, name := range own {
-			words := strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' })
-			for i, w := range words {
-				words[i] = regexp.QuoteMeta(w)
+	case slices.Contains(sv.severe, "security incident"):
+		// What happened needs security, whatever words told it. The other
+		// skills stay when the ticket is clearly about them too (the
+		// mailbox that sends spam); devices are where it happened, not
+		// what needs fixing.
+		if v, ok := securitySkill(in.Vocabulary); ok {
+			kept := []string{v}
+			for _, s := range skills {
+				if a, _ := areaOf(s); s != v && scores[s] >= 4 && (len(a.names) == 0 || a.names[0] != "hardware") && len(kept) < 2 {
+					kept = append(kept, s)
+				}
 			}
-			add(strings.Join(words, `[\s-]+`)+`(s|es|ing)?`, false)
+			skills = tickets.NormalizeSkills(kept)
+			evidence[v] = append(evidence[v], "the incident described")
 		}
-		for _, t := range skillTerms[v] {
-			weak := strings.HasPrefix(t, "~")
-			add(strings.TrimPrefix(t, "~"), weak)
-		}
-		out = append(out, m)
+	case sv.priority == tickets.PriorityLow && thanksRe.MatchString(folded) && !questionRe.MatchString(folded):
+		// A thank-you needs nobody's skill.
+		skills = nil
 	}
-	matcherCache.m[key] = out
-	return out
+	return reading{scrubbed: sc, segs: segs, severity: sv, skills: skills, evidence: evidence,
+		category: categoryOf(folded, sv, skills), language: languageOf(sc.Subject + "\n" + body)}
+}
+
+// securitySkill is the vocabulary's skill for security incidents.
+func securitySkill(vocabulary []string) (string, bool) {
+	for _, v := range tickets.NormalizeSkills(vocabulary) {
+		if a, ok := areaOf(v); ok && a.names[0] == "security" {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Analyze triages by rules. It fails only when the similar-ticket search
 // fails, and then still returns a result without that part.
 func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error) {
 	start := time.Now()
-	text := in.Text()
 	d := Decision{Provider: "rules", PromptVersion: RulesVersion, InputHash: in.Hash(RulesVersion)}
-
-	prio, reasons := priorityOf(text)
-	skills, evidence := skillsOf(text, in.Vocabulary)
-	category := categoryOf(text, prio, skills, reasons)
-	lang := languageOf(text)
+	rd := read(in)
+	prio, skills := rd.severity.priority, rd.skills
 
 	var notes strings.Builder
-	notes.WriteString("Triaged by the rules engine (keyword rules, no language model).\n")
-	if len(reasons) > 0 {
-		fmt.Fprintf(&notes, "Priority %s: %s.\n", prio, strings.Join(reasons, ", "))
-	} else {
-		fmt.Fprintf(&notes, "Priority %s: no urgency signals found.\n", prio)
+	notes.WriteString("Triaged by the rules engine (no language model).\n")
+	switch {
+	case len(rd.severity.severe) > 0:
+		fmt.Fprintf(&notes, "Priority %s: %s.\n", prio, strings.Join(rd.severity.severe, ", "))
+	case len(rd.severity.reasons) > 0:
+		fmt.Fprintf(&notes, "Priority %s: %s.\n", prio, strings.Join(rd.severity.reasons, ", "))
+	default:
+		fmt.Fprintf(&notes, "Priority %s: nothing urgent described.\n", prio)
 	}
 	if len(skills) > 0 {
 		var parts []string
 		for _, s := range skills {
-			parts = append(parts, fmt.Sprintf("%s (%s)", s, strings.Join(evidence[s], ", ")))
+			parts = append(parts, fmt.Sprintf("%s (%s)", s, strings.Join(rd.evidence[s], ", ")))
 		}
 		fmt.Fprintf(&notes, "Skills: %s.\n", strings.Join(parts, "; "))
 	} else {
-		notes.WriteString("Skills: none of the moderators' skills is mentioned.\n")
+		notes.WriteString("Skills: none of the desk's skills is clearly needed.\n")
 	}
-	if bad, quote := SuspectInjection(text); bad {
-		fmt.Fprintf(&notes, "Caution: the ticket contains text addressed to the triage (%q); it was treated as the requester's text, nothing more.\n", clip(quote, 80))
+	for _, f := range rd.scrubbed.Findings {
+		fmt.Fprintf(&notes, "Caution: the %s contains text addressed to the triage (%q); it was left out of this reading.\n", f.Where, clip(f.Text, 120))
 	}
-	if tips := nextSteps[category]; tips != "" {
+	if tips := nextSteps[rd.category]; tips != "" {
 		fmt.Fprintf(&notes, "To check: %s\n", tips)
 	}
+	engine := "rules"
 	var searchErr error
 	if r.opts.Similar != nil {
-		similar, err := r.opts.Similar.SimilarCompleted(ctx, text, in.TicketID, r.opts.MaxSimilar)
+		text := rd.scrubbed.Subject + "\n\n" + rd.scrubbed.Body
+		similar, err := r.opts.Similar.SimilarCompleted(ctx, tickets.SimilarQuery{Text: text, ExcludeID: in.TicketID, Limit: precedentsAsked})
 		switch {
 		case err != nil:
 			searchErr = err
@@ -217,8 +161,27 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 		case len(similar) == 0:
 			notes.WriteString("No similar Completed tickets found.\n")
 		default:
+			if l := learn(alikeOf(text, similar), tickets.NormalizeSkills(in.Vocabulary)); len(l.like) > 0 {
+				var changed []string
+				if l.skills != nil && !slices.Equal(l.skills, skills) {
+					skills, changed = l.skills, append(changed, "skills")
+				}
+				// The history does not talk a security incident or lost
+				// data down: text can be written to look like routine.
+				severe := strings.Join(rd.severity.severe, ",")
+				guarded := strings.Contains(severe, "security") || strings.Contains(severe, "data lost")
+				if l.priority != "" && l.priority != prio && (rank(l.priority) > rank(prio) || !guarded) {
+					prio, changed = l.priority, append(changed, "priority")
+				}
+				if len(changed) > 0 {
+					engine = "rules+history"
+					fmt.Fprintf(&notes, "History: %s; the desk settled on this for them, so the %s follow them.\n", l.reason(), strings.Join(changed, " and "))
+				} else {
+					fmt.Fprintf(&notes, "History agrees: %s.\n", l.reason())
+				}
+			}
 			notes.WriteString("Similar Completed tickets:\n")
-			for _, s := range similar {
+			for _, s := range similar[:min(len(similar), r.opts.MaxSimilar)] {
 				line := fmt.Sprintf("- #%d %s", s.ID, clip(s.Subject, 100))
 				if s.Summary != "" {
 					line += ": " + clip(s.Summary, 200)
@@ -231,15 +194,14 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 	res := Result{
 		Summary:         clip(summaryOf(in), 300),
 		HelpfulNotes:    clip(notes.String(), MaxHelpfulNotes),
-		FirstResponse:   firstResponse(in.Subject, prio),
 		Priority:        prio,
 		Skills:          orEmpty(skills),
-		Category:        category,
-		Language:        lang,
-		Engine:          "rules",
+		Category:        rd.category,
+		Language:        rd.language,
+		Engine:          engine,
 		SuggestedSkills: []string{},
 	}
-	if bad, _ := SuspectInjection(text); bad {
+	if len(rd.scrubbed.Findings) > 0 {
 		res.Flags = []string{FlagInjection}
 	}
 	if err := res.Check(); err != nil {
@@ -247,6 +209,7 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 		return Result{}, d, fmt.Errorf("rules engine: %w", err)
 	}
 	raw, _ := json.Marshal(res)
+	res.read = &rd
 	d.RawOutput = string(raw)
 	d.Latency = time.Since(start)
 	if searchErr != nil {
@@ -255,113 +218,38 @@ func (r *Rules) Analyze(ctx context.Context, in Input) (Result, Decision, error)
 	return res, d, nil
 }
 
-// priorityOf sums the urgency signals in the text.
-func priorityOf(text string) (tickets.Priority, []string) {
-	score := 0
-	var reasons []string
-	for _, s := range prioritySignals {
-		n := 0
-		text = s.re.ReplaceAllStringFunc(text, func(m string) string {
-			n++
-			return strings.Repeat(" ", len(m))
-		})
-		if n == 0 {
-			continue
-		}
-		if s.weight == 1 && n > 2 {
-			n = 2 // many small complaints are not an outage
-		}
-		if s.weight != 1 {
-			n = 1
-		}
-		score += s.weight * n
-		reasons = append(reasons, s.label)
-	}
-	return priorityFromScore(score), reasons
-}
-
-// skillsOf finds vocabulary skills in the text, strongest first, at most
-// three.
-func skillsOf(text string, vocabulary []string) ([]string, map[string][]string) {
-	type scored struct {
-		skill string
-		score float64
-	}
-	var found []scored
-	evidence := map[string][]string{}
-	text = strings.ToLower(text)
-	for _, m := range matchers(vocabulary) {
-		score := 0.0
-		for i, re := range m.terms {
-			if !strings.Contains(text, m.lits[i]) {
-				continue
-			}
-			hit := re.FindString(text)
-			if hit == "" {
-				continue
-			}
-			if m.weak[i] {
-				score += 0.5
-			} else {
-				score++
-			}
-			hit = strings.ToLower(hit)
-			if !slices.Contains(evidence[m.skill], hit) {
-				evidence[m.skill] = append(evidence[m.skill], hit)
-			}
-		}
-		if score >= 1 {
-			found = append(found, scored{m.skill, score})
-		}
-	}
-	sort.SliceStable(found, func(i, j int) bool { return found[i].score > found[j].score })
-	var skills []string
-	for i, f := range found {
-		// Keep the strongest, and others only when they are nearly as clear.
-		if i >= 3 || (i > 0 && f.score < found[0].score/2) {
-			break
-		}
-		skills = append(skills, f.skill)
-	}
-	return tickets.NormalizeSkills(skills), evidence
-}
-
 var (
-	questionRe = regexp.MustCompile(`(?i)\b(how|what|where|when|which|why|is\s+it|is\s+there|can\s+i|could\s+you|would\s+you|do\s+you)\b[^.!?\n]*\?`)
-	requestRe  = regexp.MustCompile(`(?i)\b(please\s+(add|open|change|update|point|send|create|remove|renew|correct|reactivate)|could\s+you\s+(add|open|change|send|renew)|we\s+need|we(’|')d\s+like|we\s+would\s+like|request)\b`)
-	bugRe      = regexp.MustCompile(`(?i)\b(error|crash(es|ed)?|bug|broken|fails?|not\s+working|wrong|overlap)\b`)
-	billingRe  = regexp.MustCompile(`(?i)\b(invoice|billing|payment|charged|refund|vat|subscription|price|licen[cs]es?|facture|rechnung)\b`)
-	accessRe   = regexp.MustCompile(`(?i)\b(log\s?in|sign\s?in|password|locked|permission|access|2fa|two-factor|authenticator)\b`)
-	howRe      = regexp.MustCompile(`(?i)\bhow\b`)
-	feedbackRe = regexp.MustCompile(`(?i)\b(feedback|suggestion|looks\s+great|thanks?\s+for|keep\s+it\s+up|feature\s+request|would\s+be\s+nice)\b`)
+	questionRe = regexp.MustCompile(`\?|\b(how|what|which|is\s+it|is\s+there|can\s+i|do\s+you|wie|welche|comment|quel|como|cuanto|come|quanto|hoe|wat)\b`)
+	howRe      = regexp.MustCompile(`\b(how|wie|comment|como|come|hoe)\b`)
+	requestRe  = regexp.MustCompile(`\b(please\s+(add|create|change|remove|order|set\s+up|swap)|could\s+you|can\s+you|we'?d\s+like|new\s+(starter|colleague|hire)|konnten\s+sie|bitte|pourriez|merci\s+de|pueden|potreste|potete|podem|kunnen\s+jullie)\b`)
+	thanksRe   = regexp.MustCompile(`\b(thank\s+you|thanks|danke|vielen\s+dank|merci|gracias|grazie|obrigad[oa]|bedankt)\b[^.!?\n]{0,60}\b(for|fur|pour|por|per|pela|pelo|voor|a|an|to|al|à)\b`)
+	feedbackRe = regexp.MustCompile(`\b(thanks?\s+(to|for)|thank\s+you|suggestion|would\s+be\s+nice|typo|feedback|danke|vielen\s+dank|tippfehler|merci\s+beaucoup|un\s+grand\s+merci|suggestion|gracias|grazie|obrigad[oa]|bedankt|idee|idea|sugerencia|suggerimento|sugestao)\b`)
 )
 
-func categoryOf(text string, p tickets.Priority, skills []string, reasons []string) string {
-	has := func(label string) bool { return slices.Contains(reasons, label) }
+// categoryOf names the kind of ticket from what the rules read.
+func categoryOf(text string, sv severity, skills []string) string {
+	severe := strings.Join(sv.severe, ",")
+	broken := slices.Contains(sv.reasons, "something is broken")
 	switch {
-	case has("security incident"):
+	case strings.Contains(severe, "security"):
 		return "security"
-	case p == tickets.PriorityHigh && (has("outage") || has("data loss") || has("everyone affected") || has("production impact") || has("service failing")):
+	case severe != "":
 		return "incident"
-	case feedbackRe.MatchString(text) && p == tickets.PriorityLow:
-		return "feedback"
-	case billingRe.MatchString(text):
+	case slices.Contains(skills, "billing") && len(skills) == 1:
 		return "billing"
-	case accessRe.MatchString(text):
-		return "access"
-	case questionRe.MatchString(text) && p == tickets.PriorityLow:
+	case sv.priority == tickets.PriorityLow && feedbackRe.MatchString(text):
+		return "feedback"
+	case sv.priority == tickets.PriorityLow && questionRe.MatchString(text):
 		if howRe.MatchString(text) {
 			return "how-to"
 		}
 		return "question"
-	case bugRe.MatchString(text):
-		return "bug"
-	case requestRe.MatchString(text):
+	case sv.priority == tickets.PriorityLow && requestRe.MatchString(text):
 		return "request"
-	case questionRe.MatchString(text):
-		return "question"
-	case p == tickets.PriorityHigh:
-		return "incident"
+	case slices.Contains(skills, "accounts") || slices.Contains(skills, "security"):
+		return "access"
+	case broken:
+		return "bug"
 	}
 	return "other"
 }
@@ -423,44 +311,13 @@ var (
 	greetingPrefix = regexp.MustCompile(`(?i)^(hi|hello|hey|hallo|bonjour|moin)( there| team| all)?[,!]\s*`)
 )
 
-func firstResponse(subject string, p tickets.Priority) string {
-	subject = clip(strings.Join(strings.Fields(subject), " "), 120)
-	about := "your request"
-	if subject != "" {
-		about = fmt.Sprintf("your request %q", subject)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Thank you for contacting us. We have received %s and a member of our support team will look into it.", about)
-	switch p {
-	case tickets.PriorityHigh:
-		b.WriteString(" We are treating it as urgent.")
-	case tickets.PriorityLow:
-		b.WriteString(" We will get back to you as soon as we can.")
-	default:
-		b.WriteString(" We will get back to you shortly.")
-	}
-	b.WriteString(" If you have more details, such as error messages, screenshots or when the problem started, just reply to this email.")
-	return b.String()
-}
-
-// stopwords of a few languages, to tell them apart.
-var stopwords = map[string][]string{
-	"en": {"the", "and", "is", "to", "of", "in", "it", "we", "our", "you", "for", "not", "with", "this", "can", "please", "since"},
-	"de": {"der", "die", "das", "und", "ist", "nicht", "ich", "wir", "unsere", "unser", "sie", "mit", "seit", "bitte", "ein", "eine", "auf"},
-	"fr": {"le", "la", "les", "et", "est", "pas", "je", "nous", "notre", "vous", "avec", "pour", "une", "des", "sur", "merci"},
-	"es": {"el", "la", "los", "las", "y", "es", "no", "yo", "nosotros", "nuestro", "usted", "con", "para", "una", "por", "gracias"},
-	"it": {"il", "lo", "la", "gli", "e", "è", "non", "io", "noi", "nostro", "con", "per", "una", "grazie", "che"},
-	"nl": {"de", "het", "een", "en", "is", "niet", "ik", "wij", "onze", "u", "met", "voor", "op", "bedankt", "sinds"},
-	"pt": {"o", "a", "os", "as", "e", "é", "não", "eu", "nós", "nosso", "com", "para", "uma", "obrigado", "por"},
-}
-
 // languageOf guesses the text's language from its stop words; English when
 // nothing stands out.
 func languageOf(text string) string {
-	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) })
+	words := strings.FieldsFunc(fold(text), func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' })
 	count := map[string]int{}
 	for _, w := range words {
-		for lang, list := range stopwords {
+		for lang, list := range tickets.Stopwords {
 			if slices.Contains(list, w) {
 				count[lang]++
 			}

@@ -2,11 +2,14 @@
 // summary, helpful notes, a first response for the requester, a priority, the
 // skills it takes, a category and the language. Two engines implement
 // Analyzer: a language model through langchaingo (LLM), and Rules, a
-// deterministic engine that needs no network and is the default.
+// deterministic engine that needs no network, learns from the desk's
+// Completed tickets, and is the default.
 //
-// Whatever an engine says is a proposal: Validate holds it to fixed enums,
-// bounded lengths and the moderators' skill vocabulary. Nothing here picks an
-// assignee, sends mail or runs a command.
+// Whatever an engine says is a proposal: Validate holds a model's to fixed
+// enums, bounded lengths and the staff's skill vocabulary, and Guard holds
+// every engine's to what code decides (see Guarded). PickAssignee chooses
+// the assignee from the skills, in code. Nothing here sends mail or runs a
+// command.
 package triage
 
 import (
@@ -21,6 +24,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/language"
 
 	"ticketd/tickets"
 )
@@ -38,6 +43,12 @@ type Input struct {
 	Subject    string
 	Body       string
 	Vocabulary []string
+	// SkillTerms are the words admins gave skills of the vocabulary on the
+	// skills page, beyond what the rules know.
+	SkillTerms map[string][]string
+	// SavedReplies are the desk's saved replies, of which triage proposes
+	// the one that fits the ticket well as its first response.
+	SavedReplies []tickets.SavedReply
 }
 
 // MaxBody bounds how much of a ticket's text an engine reads.
@@ -82,10 +93,11 @@ type Result struct {
 	Engine string `json:"engine"`
 	// Flags are warnings for the moderator, such as FlagInjection.
 	Flags []string `json:"flags,omitempty"`
-}
 
-// FlagInjection marks a ticket whose text tries to instruct the triage.
-const FlagInjection = "suspected-prompt-injection"
+	// read is the rules' reading of the ticket, when the rules engine
+	// decided, for the guards not to read it again.
+	read *reading
+}
 
 // Decision records one analysis for the ai_decisions table.
 type Decision struct {
@@ -96,17 +108,29 @@ type Decision struct {
 	RawOutput     string
 	Latency       time.Duration
 	Err           string
+	// Messages are what was sent to the model, every call's; empty for the
+	// rules engine.
+	Messages []Message
+	// PromptTokens and CompletionTokens are what the provider counted,
+	// over every call.
+	PromptTokens, CompletionTokens int
+}
+
+// Message is one message sent to a model.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 // Categories are the values a triage may give a ticket's category.
 var Categories = []string{"incident", "bug", "question", "how-to", "access", "billing", "request", "feedback", "security", "other"}
 
-// Bounds on what a triage may say.
+// Bounds on what a triage may say, as the prompt states them to a model.
 const (
-	MaxSummary       = 400
-	MaxHelpfulNotes  = 4000
-	MaxFirstResponse = 3000
-	MaxSkills        = 8
+	MaxSummary       = 300
+	MaxHelpfulNotes  = 1500
+	MaxFirstResponse = 1200
+	MaxSkills        = 5
 )
 
 // ErrInvalid marks output that does not pass validation.
@@ -124,10 +148,73 @@ type proposal struct {
 	Language      *string   `json:"language"`
 }
 
-var (
-	fenced     = regexp.MustCompile("(?s)^```[a-zA-Z]*\\s*\n(.*?)\n?```$")
-	languageRe = regexp.MustCompile(`^[a-z]{2,3}(-[a-z0-9]{2,8})?$`)
-)
+var fenced = regexp.MustCompile("(?s)^```[a-zA-Z]*\\s*\n(.*?)\n?```$")
+
+// iso6391 reports whether code is an ISO 639-1 language code, two lower-case
+// letters of a language that has one, as the prompt asks.
+func iso6391(code string) bool {
+	if len(code) != 2 || strings.ToLower(code) != code {
+		return false
+	}
+	b, err := language.ParseBase(code)
+	return err == nil && b.String() == code
+}
+
+// duplicateKey returns the first field name that appears twice in one
+// object of the JSON text, at any depth; "" when none does (or the text is
+// not JSON, which decoding reports).
+func duplicateKey(s string) string {
+	dec := json.NewDecoder(strings.NewReader(s))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		expect bool // the next string in an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				if top != nil && top.object {
+					top.expect = true
+				}
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, expect: true})
+			case '[':
+				if top != nil && top.object {
+					top.expect = true
+				}
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) == 0 {
+					return ""
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.expect {
+				if top.keys[t] {
+					return t
+				}
+				top.keys[t] = true
+				top.expect = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.expect = true
+		}
+	}
+}
 
 // Validate parses a model's raw output and holds it to the contract: one
 // JSON object with exactly the expected fields, enums from their sets,
@@ -138,6 +225,11 @@ func Validate(raw string, vocabulary []string) (Result, error) {
 	s := strings.TrimSpace(raw)
 	if m := fenced.FindStringSubmatch(s); m != nil {
 		s = strings.TrimSpace(m[1])
+	}
+	// encoding/json keeps the last of two fields with one name, and a
+	// reader of the raw output might believe the first.
+	if dup := duplicateKey(s); dup != "" {
+		return Result{}, fmt.Errorf("%w: the field %q appears twice", ErrInvalid, dup)
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
@@ -168,7 +260,7 @@ func Validate(raw string, vocabulary []string) (Result, error) {
 	r := Result{
 		Summary:       need("summary", p.Summary, MaxSummary, true),
 		HelpfulNotes:  need("helpful_notes", p.HelpfulNotes, MaxHelpfulNotes, false),
-		FirstResponse: need("first_response", p.FirstResponse, MaxFirstResponse, true),
+		FirstResponse: need("first_response", p.FirstResponse, MaxFirstResponse, false),
 	}
 	prio := strings.ToLower(need("priority", p.Priority, 10, true))
 	switch tickets.Priority(prio) {
@@ -185,8 +277,8 @@ func Validate(raw string, vocabulary []string) (Result, error) {
 	} else if p.Category != nil {
 		problems = append(problems, fmt.Sprintf("category %q is not one of %s", *p.Category, strings.Join(Categories, ", ")))
 	}
-	lang := strings.ToLower(strings.ReplaceAll(need("language", p.Language, 20, true), "_", "-"))
-	if languageRe.MatchString(lang) {
+	lang := need("language", p.Language, 20, true)
+	if iso6391(lang) {
 		r.Language = lang
 	} else if p.Language != nil {
 		problems = append(problems, fmt.Sprintf("language %q is not an ISO 639-1 code such as en or de", *p.Language))
@@ -325,22 +417,6 @@ func stem(w string) string {
 		}
 	}
 	return w
-}
-
-// injectionPatterns are phrasings that address the triage itself rather than
-// describe a problem.
-var injectionPatterns = regexp.MustCompile(`(?i)(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|preceding|system)\s+(instructions?|prompts?|rules|messages?)` +
-	`|you\s+are\s+now\s+|new\s+instructions?\s*:|system\s+prompt|as\s+an?\s+(ai|language\s+model)` +
-	`|assign\s+(this|it|the\s+ticket)?\s*to\s+(the\s+)?(admin|administrator)` +
-	`|(set|mark|make)\s+(the\s+|this\s+)?(ticket\s+)?(priority\s+)?(to\s+|as\s+)?(high|urgent|critical)\s+priority` +
-	`|with\s+(high|highest|top|urgent)\s+priority` +
-	`|<\|?(im_start|system|endoftext)\|?>`)
-
-// SuspectInjection reports whether the text tries to instruct whoever
-// triages it, and quotes what it found.
-func SuspectInjection(text string) (bool, string) {
-	m := injectionPatterns.FindString(text)
-	return m != "", m
 }
 
 // clip shortens s to at most n runes at a word boundary, with an ellipsis.

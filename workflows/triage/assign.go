@@ -1,28 +1,34 @@
-package workflows
+package triage
 
 import (
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"ticketd/tickets"
 )
 
-// choice is who automatic assignment picked, and why.
-type choice struct {
+// Choice is who automatic assignment picked, and why.
+type Choice struct {
 	AssigneeID *int64 `json:"assignee_id"`
 	Reason     string `json:"reason"`
+	// Fallback: nobody holds any of the skills (or none were found), and
+	// the ticket went to an admin (or anyone, when there is no admin).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
-// pickAssignee chooses the staff member for a ticket needing skills: the
+// PickAssignee chooses the staff member for a ticket needing skills: the
 // most skills in common, then the fewest open tickets, then the longest
-// since their last assignment (never assigned counts as longest). When
+// since their last assignment (never assigned counts as longest). Staff
+// equal in all of these take turns by the ticket's number, so no one is
+// first in line for being listed first. When
 // nobody has any of the skills, an admin is chosen the same way by load, or
 // any staff member when there is no admin. Staff whose address bounces are
 // left out while anyone else is there: they would never hear of the
 // ticket. Code decides this, never a model.
-func pickAssignee(staff []tickets.Assignable, skills []string) choice {
+func PickAssignee(staff []tickets.Assignable, skills []string, ticketID int64) Choice {
 	skills = tickets.NormalizeSkills(skills)
 	reachable := slices.DeleteFunc(slices.Clone(staff), func(s tickets.Assignable) bool { return s.BouncingSince != nil })
 	if len(reachable) > 0 {
@@ -45,7 +51,7 @@ func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 		all = append(all, c)
 	}
 	if len(all) == 0 {
-		return choice{Reason: "no active moderator or admin to assign"}
+		return Choice{Reason: "no active moderator or admin to assign"}
 	}
 	var pool []cand
 	var why string
@@ -85,15 +91,21 @@ func pickAssignee(staff []tickets.Assignable, skills []string) choice {
 		case a.LastAssignedAt != nil && !a.LastAssignedAt.Equal(*b.LastAssignedAt):
 			return a.LastAssignedAt.Before(*b.LastAssignedAt)
 		}
-		return a.ID < b.ID
+		return false
 	})
-	p := pool[0]
+	tied := 1
+	for tied < len(pool) && pool[tied].OpenTickets == pool[0].OpenTickets && sameTime(pool[tied].LastAssignedAt, pool[0].LastAssignedAt) {
+		tied++
+	}
+	// The tied are in the order staff were listed; the ticket's number
+	// picks among them.
+	p := pool[int(uint64(ticketID)%uint64(tied))]
 	load := fmt.Sprintf("%d open ticket%s", p.OpenTickets, plural(p.OpenTickets))
 	id := p.ID
 	if best > 0 {
-		return choice{AssigneeID: &id, Reason: fmt.Sprintf("matched skills: %s; %s", strings.Join(p.matched, ", "), load)}
+		return Choice{AssigneeID: &id, Reason: fmt.Sprintf("matched skills: %s; %s", strings.Join(p.matched, ", "), load)}
 	}
-	return choice{AssigneeID: &id, Reason: fmt.Sprintf("%s with %s", why, load)}
+	return Choice{AssigneeID: &id, Reason: fmt.Sprintf("%s with %s", why, load), Fallback: true}
 }
 
 func plural(n int) string {
@@ -101,4 +113,11 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
 }
