@@ -394,24 +394,25 @@ func TestParseBody(t *testing.T) {
 }
 
 // TestAttachmentList checks, on the samples in testdata/parts, which parts
-// are listed as attachments the way mail readers list them (RFC 8621
-// 4.1.4), which media is kept but shown in the body, and the text.
+// are attachments (RFC 8621 4.1.4), which of them are shown in the body
+// where they stand (listed with inline set, so that staff can download a
+// pasted screenshot), and the text.
 func TestAttachmentList(t *testing.T) {
 	tests := []struct {
 		file   string
-		listed []string // content types in Summary().Attachments
-		inBody []string // content types kept with InBody
+		listed []string // content type and "inline" of Summary().Attachments
 		text   string
 	}{
 		// An image in a mixed multipart is shown where it stands.
-		{file: "mixed-inline-image.eml", inBody: []string{"image/png"}, text: "The error looks like this:\n\nIt appears after login."},
+		{file: "mixed-inline-image.eml", listed: []string{"image/png inline"}, text: "The error looks like this:\n\nIt appears after login."},
 		// In multipart/related only the root is body; the image it
-		// refers to by Content-ID is an attachment.
-		{file: "related-cid-image.eml", listed: []string{"image/png"}, text: "The chart is below."},
+		// refers to by Content-ID is shown by the HTML.
+		{file: "related-cid-image.eml", listed: []string{"image/png inline"}, text: "The chart is below."},
 		// A named text part after the first is a file, even marked inline.
-		{file: "mixed-named-text-inline.eml", listed: []string{"text/plain"}, text: "The log is attached."},
-		// Media inside an alternative is offered as an attachment.
-		{file: "alternative-image.eml", listed: []string{"image/jpeg"}, text: "A photo of the broken cable."},
+		{file: "mixed-named-text-inline.eml", listed: []string{"text/plain inline"}, text: "The log is attached."},
+		// Media inside an alternative is offered as an attachment; this
+		// one is marked inline.
+		{file: "alternative-image.eml", listed: []string{"image/jpeg inline"}, text: "A photo of the broken cable."},
 		// The first text part is the body even with a name.
 		{file: "first-text-with-name.eml", listed: []string{"application/pdf"}, text: "My notes on the outage."},
 		// An attached message is an attachment, inline or not.
@@ -424,19 +425,21 @@ func TestAttachmentList(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := Parse(raw, Options{})
-			var listed, inBody []string
+			var listed []string
 			for _, a := range m.Summary().Attachments {
-				listed = append(listed, a.ContentType)
-			}
-			for _, a := range m.Attachments {
-				if a.InBody {
-					inBody = append(inBody, a.ContentType)
+				s := a.ContentType
+				if a.Inline {
+					s += " inline"
 				}
+				listed = append(listed, s)
 			}
-			got := []any{listed, inBody, m.Text}
-			want := []any{tt.listed, tt.inBody, tt.text}
+			if len(m.Summary().Attachments) != len(m.Attachments) {
+				t.Errorf("%d attachments listed of %d", len(m.Summary().Attachments), len(m.Attachments))
+			}
+			got := []any{listed, m.Text}
+			want := []any{tt.listed, tt.text}
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("[listed inBody text] mismatch (-want +got):\n%s", diff)
+				t.Errorf("[listed text] mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

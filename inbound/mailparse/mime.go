@@ -600,7 +600,8 @@ func (p *parser) attach(h header, data []byte, ct string, params, dparams map[st
 }
 
 // attachPart records a file part; inBody marks media shown in the body
-// where it stands rather than offered as an attachment.
+// where it stands rather than offered as an attachment, which is listed as
+// an inline attachment.
 func (p *parser) attachPart(h header, data []byte, ct string, params, dparams map[string]string, disp string, inBody bool) {
 	if p.depth > 0 {
 		return // attachments of an attached message stay inside it
@@ -623,7 +624,6 @@ func (p *parser) attachPart(h header, data []byte, ct string, params, dparams ma
 		ContentType: ct,
 		ContentID:   cid,
 		Inline:      disp == "inline" || (disp == "" && cid != "") || inBody,
-		InBody:      inBody,
 		Size:        int64(len(data)),
 		SHA256:      hex.EncodeToString(sum[:]),
 	}
