@@ -546,3 +546,35 @@ func TestHTMLFormattingElementsStayCheap(t *testing.T) {
 		t.Errorf("%d bytes of HTML allocated %d MB", len(src), alloc>>20)
 	}
 }
+
+// TestNestedBoundaryStartingWithOuter: RFC 2046 5.1.1 lets a nested
+// multipart's boundary begin with the outer one's text. Its delimiter
+// lines ("--outer--inner", "--outer-2") are not the outer close
+// delimiter, which is "--outer--" followed only by white space: the outer
+// parts after the nested multipart are still read.
+func TestNestedBoundaryStartingWithOuter(t *testing.T) {
+	for _, inner := range []string{"==b--alt", "==b-2", "==b_alt"} {
+		t.Run(inner, func(t *testing.T) {
+			raw := "From: Kim <kim@example.com>\nTo: support@ticketd.test\nSubject: Logs\nMIME-Version: 1.0\n" +
+				"Content-Type: multipart/mixed; boundary=\"==b\"\n\n" +
+				"--==b\nContent-Type: multipart/alternative; boundary=\"" + inner + "\"\n\n" +
+				"--" + inner + "\nContent-Type: text/plain\n\nThe logs are attached.\n" +
+				"--" + inner + "\nContent-Type: text/html\n\n<p>The logs are attached.</p>\n" +
+				"--" + inner + "--\n" +
+				"--==b\nContent-Type: text/plain; name=app.log\nContent-Disposition: attachment; filename=app.log\n\nerror 42\n" +
+				"--==b--  \n"
+			m := Parse([]byte(raw), Options{})
+			if m.Text != "The logs are attached." {
+				t.Errorf("text %q", m.Text)
+			}
+			if len(m.Attachments) != 1 || m.Attachments[0].Filename != "app.log" || string(m.Attachments[0].Data) != "error 42" {
+				t.Errorf("attachments %+v", m.Attachments)
+			}
+			for _, p := range m.Problems {
+				if strings.Contains(p, "closing boundary missing") {
+					t.Errorf("problem %q", p)
+				}
+			}
+		})
+	}
+}

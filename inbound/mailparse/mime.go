@@ -399,23 +399,48 @@ func splitMultipart(body []byte, boundary string) (multiparts, bool) {
 	if len(starts) == 0 {
 		return res, false
 	}
-	open := -1 // offset where the current part's content starts
-	for _, s := range starts {
-		lineEnd := bytes.IndexByte(body[s:], '\n')
-		var line []byte
-		next := len(body)
-		if lineEnd >= 0 {
-			line = body[s : s+lineEnd]
-			next = s + lineEnd + 1
-		} else {
-			line = body[s:]
+	// RFC 2046 5.1.1: a delimiter line is "--" boundary, and the close
+	// delimiter "--" boundary "--", each followed only by white space. A
+	// nested multipart's boundary may begin with this one's text, so
+	// "--boundary--more" is a line of the nested part, not the close;
+	// only when no real delimiter follows it is it read as a close
+	// delimiter with trailing garbage.
+	const (
+		notDelim = iota
+		delimLine
+		closeLine
+		looseClose
+	)
+	kinds := make([]int, len(starts))
+	lastReal := -1
+	for k, s := range starts {
+		line := body[s:]
+		if lineEnd := bytes.IndexByte(line, '\n'); lineEnd >= 0 {
+			line = line[:lineEnd]
 		}
-		rest := bytes.TrimRight(line[len(delim):], " \t")
-		isClose := bytes.HasPrefix(rest, []byte("--"))
-		if !isClose && len(rest) > 0 {
-			// The boundary is only a prefix of this line: not a delimiter.
+		rest := bytes.TrimRight(line[len(delim):], " \t\r")
+		switch {
+		case len(rest) == 0:
+			kinds[k] = delimLine
+		case string(rest) == "--":
+			kinds[k] = closeLine
+		case bytes.HasPrefix(rest, []byte("--")):
+			kinds[k] = looseClose
+		}
+		if kinds[k] == delimLine || kinds[k] == closeLine {
+			lastReal = k
+		}
+	}
+	open := -1 // offset where the current part's content starts
+	for k, s := range starts {
+		if kinds[k] == notDelim || (kinds[k] == looseClose && k < lastReal) {
 			continue
 		}
+		next := len(body)
+		if lineEnd := bytes.IndexByte(body[s:], '\n'); lineEnd >= 0 {
+			next = s + lineEnd + 1
+		}
+		isClose := kinds[k] != delimLine
 		if open >= 0 {
 			end := s - 1
 			if end < open {
