@@ -18,6 +18,7 @@ type parser struct {
 	mdepth int // multipart nesting
 
 	html     string     // the first text/html body part
+	tnefBody content    // the body of a TNEF part (winmail.dat), for a mail without other text
 	nested   []*Message // attached messages (message/rfc822)
 	report   report     // what multipart/report parts said
 	topType  string
@@ -75,6 +76,12 @@ func (p *parser) parse(raw []byte) {
 	p.charset = p.topParam["charset"]
 	p.headers(h)
 	c := p.entity(h, body, partPos{})
+	if strings.TrimSpace(c.text) == "" && strings.TrimSpace(p.tnefBody.text) != "" {
+		c = p.tnefBody
+		if p.html == "" {
+			p.html = c.html
+		}
+	}
 	m.Text = cleanText(c.text)
 	m.HTML = p.html
 	if strings.TrimSpace(m.Text) == "" {
@@ -234,6 +241,9 @@ func (p *parser) entity(h header, body []byte, pos partPos) content {
 		inline = false
 	}
 	data := p.decode(body, cte)
+	if !isText && isTNEF(ct, filename) && p.tnef(data) {
+		return content{}
+	}
 	if !inline || media {
 		p.attachPart(h, data, ct, params, dparams, disp, inline)
 		return content{}
@@ -628,6 +638,17 @@ func (p *parser) attach(h header, data []byte, ct string, params, dparams map[st
 // where it stands rather than offered as an attachment, which is listed as
 // an inline attachment.
 func (p *parser) attachPart(h header, data []byte, ct string, params, dparams map[string]string, disp string, inBody bool) {
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	cid := strings.TrimSpace(h.get("Content-ID"))
+	cid = strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">")
+	p.addAttachment(name, ct, cid, disp == "inline" || (disp == "" && cid != "") || inBody, data)
+}
+
+// addAttachment records a file, within the Options limits.
+func (p *parser) addAttachment(name, ct, cid string, inline bool, data []byte) {
 	if p.depth > 0 {
 		return // attachments of an attached message stay inside it
 	}
@@ -636,19 +657,13 @@ func (p *parser) attachPart(h header, data []byte, ct string, params, dparams ma
 		m.problem("more than %d attachments: the rest not recorded", p.opt.MaxAttachments)
 		return
 	}
-	name := dparams["filename"]
-	if name == "" {
-		name = params["name"]
-	}
 	name = cleanFilename(name)
-	cid := strings.TrimSpace(h.get("Content-ID"))
-	cid = strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">")
 	sum := sha256.Sum256(data)
 	a := Attachment{
 		Filename:    name,
 		ContentType: ct,
 		ContentID:   cid,
-		Inline:      disp == "inline" || (disp == "" && cid != "") || inBody,
+		Inline:      inline,
 		Size:        int64(len(data)),
 		SHA256:      hex.EncodeToString(sum[:]),
 	}
@@ -661,6 +676,55 @@ func (p *parser) attachPart(h header, data []byte, ct string, params, dparams ma
 		m.problem("attachment %q is %d bytes, over the limit of %d: content not kept", name, a.Size, p.opt.MaxAttachmentBytes)
 	}
 	m.Attachments = append(m.Attachments, a)
+}
+
+// tnef reads an Outlook TNEF part (winmail.dat, MS-OXTNEF): the files in
+// it are the mail's attachments, and its body is kept for when the mail
+// has no other text. It reports false when the part is no TNEF stream,
+// which is then kept as the file it is.
+func (p *parser) tnef(data []byte) bool {
+	t, err := readTNEF(data)
+	if err != nil {
+		return false
+	}
+	m := p.msg
+	for _, pr := range t.Problems {
+		m.problem("winmail.dat: %s", pr)
+	}
+	for _, a := range t.Attachments {
+		if a.Data == nil && a.filename() == "" {
+			continue // rendering data alone, or an OLE object without contents
+		}
+		name := a.filename()
+		if a.Embedded && name != "" && path.Ext(name) == "" {
+			name += ".tnef"
+		}
+		p.addAttachment(name, a.contentType(), a.ContentID, a.Hidden || a.ContentID != "", a.Data)
+	}
+	if p.tnefBody.text != "" {
+		return true
+	}
+	switch {
+	case strings.TrimSpace(t.Body) != "":
+		p.tnefBody = content{text: normalizeNewlines(t.Body)}
+	case strings.TrimSpace(t.HTML) != "":
+		html := normalizeNewlines(t.HTML)
+		p.tnefBody = content{text: htmlToText(html, false), html: html, isHTML: true}
+	case len(t.RTF) > 0:
+		rtf, err := decompressRTF(t.RTF)
+		if err != nil {
+			m.problem("winmail.dat: rich-text body: %v", err)
+			break
+		}
+		text, isHTML := rtfText(rtf)
+		text = normalizeNewlines(text)
+		if isHTML {
+			p.tnefBody = content{text: htmlToText(text, false), html: text, isHTML: true}
+		} else {
+			p.tnefBody = content{text: text}
+		}
+	}
+	return true
 }
 
 // cleanFilename keeps the last path element of a file name and drops
