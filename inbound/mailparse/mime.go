@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -846,17 +848,51 @@ func textRune(r rune) rune {
 }
 
 // cleanText makes decoded text presentable: LF line breaks, no NUL or
-// other control characters, no trailing white space on lines.
+// other control characters, no trailing white space on lines, nor the
+// invisible characters that trackers and some clients leave there.
 func cleanText(s string) string {
 	s = strings.Map(textRune, normalizeNewlines(s))
-	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
+	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") && !invisibleAtLineEnd(s) {
 		// No line but the last ends in blanks, as in most text: trim
 		// without copying a large text.
-		return strings.Trim(strings.TrimRight(s, " \t"), "\n")
+		return strings.Trim(strings.TrimRightFunc(s, isTrailingBlank), "\n")
 	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
+		lines[i] = strings.TrimRightFunc(l, isTrailingBlank)
 	}
 	return strings.Trim(strings.Join(lines, "\n"), "\n")
+}
+
+// isTrailingBlank is white space, or a character that shows nothing and
+// means nothing at the end of a line: zero-width spaces and joiners, word
+// joiners, soft hyphens, direction marks and the other format characters
+// (Unicode category Cf), the combining grapheme joiner, and the blank
+// glyphs (Hangul fillers, the empty Braille pattern) that tracking
+// pixels' text and mass mailers' preheaders are padded with.
+func isTrailingBlank(r rune) bool {
+	switch r {
+	case ' ', '\t', '\u034f', '\u115f', '\u1160', '\u17b4', '\u17b5', '\u2800', '\u3164', '\uffa0':
+		return true
+	}
+	return r >= 0x80 && (unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zs, r) || r == '\u2028' || r == '\u2029')
+}
+
+// invisibleAtLineEnd reports whether a line of s ends in a non-ASCII
+// trailing blank (isTrailingBlank).
+func invisibleAtLineEnd(s string) bool {
+	for {
+		i := strings.IndexByte(s, '\n')
+		line := s
+		if i >= 0 {
+			line = s[:i]
+		}
+		if r, _ := utf8.DecodeLastRuneInString(line); r >= 0x80 && isTrailingBlank(r) {
+			return true
+		}
+		if i < 0 {
+			return false
+		}
+		s = s[i+1:]
+	}
 }
