@@ -576,14 +576,22 @@ func isMobileSig(l string) bool {
 }
 
 var mobileSigWords = []string{"sent", "sendt", "envoy", "gesendet", "enviad", "inviato", "verzonden", "verstuurd", "skickat",
-	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信"}
+	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信", "mail", "gönderildi",
+	"trimis", "στάλθηκε", "发自", "傳自", "來自", "来自", "보냄", "küldve", "odoslané", "poslano", "послано", "надіслано"}
 
 // mobileSig matches the signature lines mobile and web clients add, in
-// several languages, with the link some of them append.
+// several languages, with the link some of them append and the excuse for
+// brevity some people add. The forms: a "sent" verb, a preposition and
+// the device or app ("Sent from my iPhone", "Envoyé depuis mon
+// smartphone Samsung Galaxy"); the device first and the verb last
+// ("Von meinem iPhone gesendet", "iPhone'umdan gönderildi",
+// "iPhoneから送信"); and the app stores' "Get Outlook for iOS".
 var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
-	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|odesláno|отправлено|sent using|sent via)\s+(from|with|via|using|on|by|de|depuis|von|mit|desde|do|da|dal|vanaf|met|från|fra|z|из|с)\s[^,!?<>()]{1,70}` +
-	`|(get|download|télécharger|telecharger|obtenir|descargar|obtener|scarica|baixe|baixar) outlook (for|pour|para|per|für) [^,]{1,40}` +
-	`|(von|vom) meine[mn]? [^,]{1,40} gesendet` +
+	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|wysłano|odesláno|odoslané|poslano|отправлено|послано|надіслано|trimis|στάλθηκε|sent using|sent via)\s+` +
+	`(from|with|via|using|on|by|de|depuis|à partir de|a partir de|à partir d’|von|mit|mit der|desde|do|da|dal|dalla|vanaf|met|från|fra|z|ze|iz|из|с|со|з|de pe|din|cu|από|από το)\s[^,!?<>()]{1,70}` +
+	`|(get|download|télécharger|telecharger|obtenir|descargar|obtener|scarica|baixe|baixar|obter|holen sie sich|hol dir)( o| la| el)? (outlook|bluemail|blue mail|spark|aqua mail|\S*mail) (for|pour|para|per|für|voor|dla|pro|för|til) [^,]{1,40}` +
+	`|(outlook|bluemail) (für|voor|for|pour|para|per) \S+( \S+)? (herunterladen|downloaden|baixar|scaricare|télécharger)` +
+	`|(von|vom) meine[mn]?r? [^,]{1,40} gesendet` +
 	`|diese nachricht wurde von meinem [^,]{1,60} gesendet` +
 	`|envoyé de mon [^,]{1,40}` +
 	`|enviado (desde|do|de) (mi|meu|o meu) [^,]{1,40}` +
@@ -591,9 +599,12 @@ var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
 	`|verzonden (vanaf|met) (mijn )?[^,]{1,40}` +
 	`|skickat från (min )?[^,]{1,40}` +
 	`|sendt fra (min )?[^,]{1,40}` +
+	`|lähetetty \S+(sta|stä|lta|ltä)( \S+)?` +
+	`|\S+(dan|den|tan|ten) gönderildi` +
+	`|\S+(ról|ről) küldve` +
 	`|from my (iphone|ipad|ipod|android|blackberry|mobile|phone|samsung|galaxy|smartphone)[^,]{0,30}` +
-	`|從我的 ?\S+ ?傳送|从我的 ?\S+ ?发送|\S+から送信` +
-	`)[.!]?\s*(\S*(https?://|www\.)\S*)?[)>]*\s*$`)
+	`|從我的 ?\S+ ?傳送|从我的 ?\S+ ?发送|\S+から送信|(发自|傳自|來自|来自|发送自)我的 ?\S+( \S+)?|(내 )?\S+에서 보냄` +
+	`)(, an? [^,]{1,50})?([.!]|[,.;]?\s*(please )?(excuse|pardon|forgive) [^.]{1,40}\.?)?\s*(\S*(https?://|www\.)\S*)?[)>]*\s*$`)
 
 var (
 	emailLike   = regexp.MustCompile(`[^\s@<>()]+@[^\s@<>()]+\.[a-zA-Z]{2,}`)

@@ -26,6 +26,94 @@ func runReplyCases(t *testing.T, cases []replyCase) {
 	}
 }
 
+// Sign-offs of mobile and web clients in many wordings and languages.
+func TestReplyMobileSignOffs(t *testing.T) {
+	lines := []string{
+		"Sent from my Galaxy",
+		"Sent from my Samsung Galaxy smartphone.",
+		"Sent from my HUAWEI phone",
+		"Sent from my BlackBerry® wireless device",
+		"Sent from my T-Mobile 4G LTE Device",
+		"Sent via the Samsung Galaxy S21 5G, an AT&T 5G smartphone",
+		"Sent from Yahoo Mail on Android",
+		"Sent from Yahoo Mail for iPhone",
+		"Sent from Mail for Windows",
+		"Sent from Gmail Mobile",
+		"Sent from ProtonMail mobile",
+		"Sent from my Android device with K-9 Mail. Please excuse my brevity.",
+		"Sent with BlackBerry Work (www.blackberry.com)",
+		"Get Outlook for iOS<https://aka.ms/o0ukef>",
+		"Get BlueMail for Android",
+		"Envoyé de mon iPhone",
+		"Envoyé depuis mon smartphone Samsung Galaxy.",
+		"Envoyé de mon appareil Galaxy",
+		"Envoyé à partir de Outlook pour Android",
+		"Obtenir Outlook pour iOS<https://aka.ms/o0ukef>",
+		"Télécharger Outlook pour Android",
+		"Envoyé depuis Yahoo Mail pour Android",
+		"Von meinem iPhone gesendet",
+		"Gesendet von meinem iPhone",
+		"Von meinem Samsung Galaxy Smartphone gesendet.",
+		"Gesendet von Yahoo Mail auf Android",
+		"Outlook für Android herunterladen<https://aka.ms/ghei36>",
+		"Gesendet mit der GMX Mail App",
+		"Gesendet mit der WEB.DE Mail App",
+		"Diese Nachricht wurde von meinem Android-Mobiltelefon mit GMX Mail gesendet.",
+		"Gesendet von Mail für Windows",
+		"Enviado desde mi iPhone",
+		"Enviado desde mi smartphone Samsung Galaxy.",
+		"Enviado desde Yahoo Mail para Android",
+		"Obtener Outlook para Android",
+		"Enviado desde mi dispositivo Huawei",
+		"Inviato da iPhone",
+		"Inviato dal mio iPhone",
+		"Inviato da smartphone Samsung Galaxy.",
+		"Inviato da Yahoo Mail su Android",
+		"Scarica Outlook per Android",
+		"Inviato dal mio dispositivo Huawei",
+		"Verzonden vanaf mijn iPhone",
+		"Verstuurd vanaf mijn iPhone",
+		"Verzonden vanaf Samsung-smartphone",
+		"Verzonden met Yahoo Mail voor Android",
+		"Outlook voor Android downloaden",
+		"Enviado do meu iPhone",
+		"Enviado de meu iPhone",
+		"Enviado do meu smartphone Samsung Galaxy.",
+		"Enviado do Yahoo Mail para Android",
+		"Obter o Outlook para Android",
+		"Baixe o Outlook para Android",
+		"Skickat från min iPhone",
+		"Sendt fra min iPhone",
+		"Lähetetty iPhonesta",
+		"Wysłane z iPhone'a",
+		"Wysłane z mojego smartfona Galaxy",
+		"Odesláno z iPhonu",
+		"Отправлено с iPhone",
+		"Отправлено из мобильной Почты Mail.ru",
+		"iPhone'umdan gönderildi",
+		"Trimis de pe iPhone-ul meu",
+		"Στάλθηκε από το iPhone μου",
+		"iPhoneから送信",
+		"发自我的iPhone",
+		"从我的 iPhone 发送",
+		"傳自我的 iPhone",
+		"내 iPhone에서 보냄",
+	}
+	var cases []replyCase
+	for _, l := range lines {
+		cases = append(cases, replyCase{name: l, text: "The screen works again.\n\n" + l + "\n", reply: "The screen works again.", signature: l})
+	}
+	// What only looks like one stays.
+	for _, l := range []string{
+		"Sent from my desk, where the wifi works.",
+		"Sent the logs from my laptop yesterday, did they arrive?",
+		"Enviado desde mi oficina el lunes, ¿lo recibieron?",
+	} {
+		cases = append(cases, replyCase{name: "text: " + l, text: "The screen works again.\n\n" + l + "\n", reply: "The screen works again.\n\n" + l})
+	}
+	runReplyCases(t, cases)
+}
+
 // Invisible tracking glyphs and zero-width characters at the end.
 func TestReplyInvisibleTail(t *testing.T) {
 	runReplyCases(t, []replyCase{
