@@ -96,6 +96,11 @@ func historyStart(lines []string) int {
 		if headerBlockAt(lines, i) && !forwardAbove(lines, i) {
 			return i
 		}
+		if deviceLineAbove(lines, i) {
+			// "Sent from my iPhone" ends what the sender wrote: what
+			// follows is the mail being answered, copied unquoted.
+			return i + 1
+		}
 		if n := attributionAt(lines, i); n > 0 {
 			next := i + n
 			for next < len(lines) && isBlank(lines[next]) {
@@ -109,6 +114,41 @@ func historyStart(lines []string) int {
 		}
 	}
 	return len(lines)
+}
+
+// deviceLineAbove reports whether line i is a mobile client's sign-off
+// ("Sent from my iPhone") below text of the sender's, with more than a
+// signature after it: a copy of the mail being answered, which some
+// mobile clients put below unquoted. A forward below it is what the
+// sender wants read, and a run of sign-offs and contact lines is the
+// signature (splitSignature).
+func deviceLineAbove(lines []string, i int) bool {
+	if !isMobileSig(lines[i]) {
+		return false
+	}
+	before := false
+	for _, l := range lines[:i] {
+		if !isBlank(l) {
+			before = true
+			break
+		}
+	}
+	if !before || signatureRun(lines[i+1:]) {
+		return false
+	}
+	seen := 0
+	for _, l := range lines[i+1:] {
+		if isBlank(l) {
+			continue
+		}
+		if forwardMarker.MatchString(l) {
+			return false
+		}
+		if seen++; seen == 5 {
+			break
+		}
+	}
+	return seen > 0
 }
 
 // attributionTop extends an attribution found at line i (n lines) upwards

@@ -26,6 +26,40 @@ func runReplyCases(t *testing.T, cases []replyCase) {
 	}
 }
 
+// "Sent from my <device>" followed by an unquoted copy of the mail being
+// answered: what follows the device line is history, however long.
+func TestReplyDeviceLineBeforeUnquotedCopy(t *testing.T) {
+	original := "Hello Kim,\n\nyour ticket has been updated: please restart the router tonight and\n" +
+		"tell us tomorrow whether the light is green.\n\nIf it is still red, we will send a technician.\n\n" +
+		"Best regards\nSupport Desk\nhttps://help.example.com\n"
+	runReplyCases(t, []replyCase{
+		{
+			name:      "english",
+			text:      "Ok, I will restart it tonight.\n\nSent from my Samsung Galaxy smartphone.\n\n" + original,
+			reply:     "Ok, I will restart it tonight.",
+			signature: "Sent from my Samsung Galaxy smartphone.",
+		},
+		{
+			name:      "spanish",
+			text:      "Vale, lo reinicio esta noche.\n\nEnviado desde mi iPhone\n\n" + original,
+			reply:     "Vale, lo reinicio esta noche.",
+			signature: "Enviado desde mi iPhone",
+		},
+		{
+			name:      "german, a copy right under the device line",
+			text:      "Mache ich heute Abend.\n\nVon meinem Huawei-Telefon gesendet\n" + original,
+			reply:     "Mache ich heute Abend.",
+			signature: "Von meinem Huawei-Telefon gesendet",
+		},
+		{
+			name: "a forward below the device line is kept",
+			text: "See below.\n\nSent from my iPhone\n\nBegin forwarded message:\n\nFrom: Vendor <v@example.com>\nSubject: Renewal\n\nYour licence expires.\n",
+			reply: "See below.\n\nSent from my iPhone\n\nBegin forwarded message:\n\nFrom: Vendor <v@example.com>\nSubject: Renewal\n\n" +
+				"Your licence expires.",
+		},
+	})
+}
+
 // Sign-offs of mobile and web clients in many wordings and languages.
 func TestReplyMobileSignOffs(t *testing.T) {
 	lines := []string{
