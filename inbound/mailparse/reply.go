@@ -356,16 +356,24 @@ func init() {
 	}
 	add("from", "from", "von", "de", "da", "van", "från", "fra", "od", "от", "от кого", "lähettäjä", "feladó",
 		"kimden", "发件人", "寄件者", "差出人", "afzender", "remitente", "expéditeur", "mittente", "nadawca",
-		"odesílatel", "frá", "saatja", "kinden", "gönderen", "de la", "absender")
+		"odesílatel", "frá", "saatja", "kinden", "gönderen", "de la", "absender", "από", "від", "보낸 사람",
+		"보낸사람", "送信者", "寄件人", "afsender", "avsändare", "avsender", "remetente", "pošiljatelj",
+		"siuntėjas", "sūtītājs", "odosielateľ", "من", "מאת", "dari")
 	add("sent", "sent", "gesendet", "envoyé", "envoye", "enviado", "enviada", "inviato", "verzonden", "skickat",
 		"sendt", "wysłano", "wysłane", "отправлено", "lähetetty", "elküldve", "gönderildi", "gönderilme tarihi",
 		"发送时间", "寄件日期", "送信日時", "date", "datum", "fecha", "data", "dato", "päivämäärä", "дата",
-		"日期", "envoyé le", "sent at", "odesláno", "verstuurd")
+		"日期", "envoyé le", "sent at", "odesláno", "verstuurd", "dátum", "ημερομηνία", "στάλθηκε", "tarih",
+		"날짜", "보낸 날짜", "päiväys", "wysłany", "надіслано", "trimis", "datums", "日付", "تاريخ", "תאריך",
+		"tanggal", "enviada em", "enviado em")
 	add("to", "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому", "vastaanottaja", "címzett",
-		"kime", "收件人", "宛先", "destinataire", "destinatario", "komu", "alıcı")
-	add("cc", "cc", "kopie", "copie", "cópia", "kopia", "копия", "抄送", "bcc", "kopio", "másolat")
+		"kime", "收件人", "宛先", "destinataire", "destinatario", "komu", "alıcı", "προς", "către", "catre",
+		"받는 사람", "받는사람", "mottagare", "modtager", "mottaker", "destinatário", "adresát", "إلى", "אל",
+		"kepada", "prejemnik")
+	add("cc", "cc", "kopie", "copie", "cópia", "kopia", "копия", "抄送", "bcc", "kopio", "másolat",
+		"κοιν.", "κοιν", "másolatot kap", "bilgi", "참조", "копія", "kopi", "dw", "副本")
 	add("subject", "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne", "temat",
-		"тема", "aihe", "tárgy", "konu", "主题", "主旨", "件名", "assunto", "sujet", "předmět")
+		"тема", "aihe", "tárgy", "konu", "主题", "主旨", "件名", "assunto", "sujet", "předmět", "θέμα",
+		"subiect", "제목", "predmet", "موضوع", "נושא", "subjek")
 }
 
 // fieldLabel returns the header field a line starts with ("from", "sent",
@@ -387,7 +395,9 @@ func fieldLabel(l string) string {
 // Sent/Date, To, Cc, Subject, allowing wrapped values.
 func headerBlockAt(lines []string, i int) bool {
 	first := fieldLabel(lines[i])
-	if first != "from" && first != "sent" {
+	// Under a separator line any field may come first, as Lotus Notes
+	// starts with To.
+	if first == "" || (first != "from" && first != "sent" && !separatorAbove(lines, i)) {
 		return false
 	}
 	seen := map[string]bool{first: true}
@@ -416,6 +426,17 @@ func headerBlockAt(lines []string, i int) bool {
 		return false
 	}
 	return len(seen) >= 3 || (seen["from"] && seen["subject"] && len(seen) >= 2 && (seen["sent"] || seen["to"]))
+}
+
+// separatorAbove reports whether the line before line i, blank lines
+// aside, is a separator line (isSeparatorLine).
+func separatorAbove(lines []string, i int) bool {
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		if !isBlank(lines[j]) {
+			return isSeparatorLine(lines[j])
+		}
+	}
+	return false
 }
 
 func headerBlockAfter(lines []string, i int) bool {

@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -146,6 +147,45 @@ func TestReplyMobileSignOffs(t *testing.T) {
 		cases = append(cases, replyCase{name: "text: " + l, text: "The screen works again.\n\n" + l + "\n", reply: "The screen works again.\n\n" + l})
 	}
 	runReplyCases(t, cases)
+}
+
+// The header block of a quoted mail in other languages, starting with a
+// date label under a line of "=" or "_".
+func TestReplyDateFirstHeaderBlock(t *testing.T) {
+	block := func(sep, date, from, to, subject string) string {
+		return "\n\n" + sep + "\n" + date + " 04.03.2025 15:12\n" + from + " Support <support@ticketd.test>\n" +
+			to + " kim@example.com\n" + subject + " Ticket 4411\n\nHello Kim,\nplease restart the router.\n"
+	}
+	eq := strings.Repeat("=", 30)
+	us := strings.Repeat("_", 32)
+	runReplyCases(t, []replyCase{
+		{name: "german", text: "Danke, erledigt." + block(eq, "Datum:", "Von:", "An:", "Betreff:"), reply: "Danke, erledigt."},
+		{name: "polish", text: "Dziękuję, działa." + block(us, "Data:", "Od:", "Do:", "Temat:"), reply: "Dziękuję, działa."},
+		{name: "czech", text: "Děkuji." + block(eq, "Datum:", "Od:", "Komu:", "Předmět:"), reply: "Děkuji."},
+		{name: "turkish", text: "Teşekkürler." + block(us, "Tarih:", "Kimden:", "Kime:", "Konu:"), reply: "Teşekkürler."},
+		{name: "hungarian", text: "Köszönöm." + block(eq, "Dátum:", "Feladó:", "Címzett:", "Tárgy:"), reply: "Köszönöm."},
+		{name: "romanian", text: "Mulțumesc." + block(us, "Data:", "De la:", "Către:", "Subiect:"), reply: "Mulțumesc."},
+		{name: "russian", text: "Спасибо." + block(eq, "Дата:", "От:", "Кому:", "Тема:"), reply: "Спасибо."},
+		{name: "ukrainian", text: "Дякую." + block(us, "Дата:", "Від:", "Кому:", "Тема:"), reply: "Дякую."},
+		{name: "greek", text: "Ευχαριστώ." + block(eq, "Ημερομηνία:", "Από:", "Προς:", "Θέμα:"), reply: "Ευχαριστώ."},
+		{name: "swedish", text: "Tack." + block(us, "Datum:", "Från:", "Till:", "Ämne:"), reply: "Tack."},
+		{name: "italian", text: "Grazie." + block(eq, "Data:", "Da:", "A:", "Oggetto:"), reply: "Grazie."},
+		{name: "portuguese", text: "Obrigado." + block(us, "Data:", "De:", "Para:", "Assunto:"), reply: "Obrigado."},
+		{name: "finnish", text: "Kiitos." + block(eq, "Päivämäärä:", "Lähettäjä:", "Vastaanottaja:", "Aihe:"), reply: "Kiitos."},
+		{name: "korean", text: "감사합니다." + block(us, "날짜:", "보낸 사람:", "받는 사람:", "제목:"), reply: "감사합니다."},
+		{name: "dutch", text: "Bedankt." + block(eq, "Datum:", "Van:", "Aan:", "Onderwerp:"), reply: "Bedankt."},
+		{
+			name: "lotus notes, To first under dashes",
+			text: "Thanks.\n\n-----------------------------------------\nTo: Kim Lee <kim@example.com>\nFrom: Support <support@ticketd.test>\n" +
+				"Date: 03/04/2025 03:12PM\nSubject: Ticket 4411\n\nPlease restart the router.\n",
+			reply: "Thanks.",
+		},
+		{
+			name:  "a list of dates in the answer is text",
+			text:  "The outages were:\n\nDatum: 04.03.2025 15:12\nDatum: 05.03.2025 09:00\n\nCan you check?",
+			reply: "The outages were:\n\nDatum: 04.03.2025 15:12\nDatum: 05.03.2025 09:00\n\nCan you check?",
+		},
+	})
 }
 
 // Invisible tracking glyphs and zero-width characters at the end.
