@@ -530,6 +530,9 @@ func isAttribution(s string) bool {
 	if endsWithWrote(s) {
 		return strings.Contains(s, "@") || dateish.MatchString(s)
 	}
+	if dateFirst.MatchString(s) {
+		return true
+	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
 		if strings.Contains(s, "@") && dateish.MatchString(s) {
 			return true
@@ -538,6 +541,19 @@ func isAttribution(s string) bool {
 	}
 	return false
 }
+
+// dateFirst matches an attribution that begins with the date and time
+// and ends with the sender's address, with no verb and no colon needed:
+// "2025-03-04 15:12 GMT+01:00 Name <a@b>", "04/03/2025 15:12, a@b",
+// "Tue, 4 Mar 2025 15:12:07 +0100 Name <a@b>". The name before the
+// address is a few capitalised or quoted words, so a log line ("... 15:12
+// connection from a@b") is not one.
+var dateFirst = regexp.MustCompile(`^(\pL{2,12}\.?,?\s+)?` +
+	`(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}\.?\s+\pL{3,12}\.?\s+\d{4}|\pL{3,12}\.?\s+\d{1,2},?\s+\d{4})` +
+	`(,|\s)\s*(\pL{1,5}\.?\s+)?\d{1,2}[:.]\d{2}([:.]\d{2})?(\s*([AaPp]\.?[Mm]\.?))?` +
+	`(\s*\(?((GMT|UTC)\s*)?[+-]\d{1,2}(:?\d{2})?\)?|\s+[A-Z]{2,5})?` +
+	`\s*,?\s*(("[^"]{1,60}"|'[^']{1,60}'|\p{Lu}[\pL.'-]*(\s+\p{Lu}[\pL.'-]*){0,4})\s*,?\s*)?` +
+	`(<[^\s<>@]+@[^\s<>@]+>|\(?[^\s<>@()]+@[^\s<>@()]+\.[^\s<>@()]+\)?)\s*:?$`)
 
 // standaloneAttribution reports whether s is an attribution even when no
 // quoted line follows it: clients that do not quote put the earlier

@@ -188,6 +188,25 @@ func TestReplyDateFirstHeaderBlock(t *testing.T) {
 	})
 }
 
+// Attribution lines that begin with the date, with no colon at the end.
+func TestReplyDateFirstAttribution(t *testing.T) {
+	quote := "\n> Please restart the router.\n> Support\n"
+	runReplyCases(t, []replyCase{
+		{name: "ISO date, GMT offset", text: "Done.\n\n2025-03-04 15:12 GMT+01:00 Support Desk <support@ticketd.test>" + quote, reply: "Done."},
+		{name: "ISO date with seconds", text: "Done.\n\n2025-03-04 15:12:07 Support Desk <support@ticketd.test>" + quote, reply: "Done."},
+		{name: "slashes and a comma", text: "Done.\n\n04/03/2025 15:12, Support Desk <support@ticketd.test>" + quote, reply: "Done."},
+		{name: "dots, UTC offset", text: "Erledigt.\n\n04.03.2025 15:12 (UTC+01:00) support@ticketd.test" + quote, reply: "Erledigt."},
+		{name: "US form with AM/PM", text: "Done.\n\n3/4/2025 3:12 PM, \"Support Desk\" <support@ticketd.test>" + quote, reply: "Done."},
+		{name: "weekday and month name", text: "Done.\n\nTue, 4 Mar 2025 15:12:07 +0100 Support Desk <support@ticketd.test>" + quote, reply: "Done."},
+		{name: "no quote marks: the copy below is history", text: "Done.\n\n2025-03-04 15:12 GMT+01:00 Support Desk <support@ticketd.test>\n\nPlease restart the router.\n", reply: "Done."},
+		{
+			name:  "a dated log line with an address is text",
+			text:  "The log says:\n\n2025-03-04 15:12:07 delivery to kim@example.com failed\n\nWhat does it mean?",
+			reply: "The log says:\n\n2025-03-04 15:12:07 delivery to kim@example.com failed\n\nWhat does it mean?",
+		},
+	})
+}
+
 // Invisible tracking glyphs and zero-width characters at the end.
 func TestReplyInvisibleTail(t *testing.T) {
 	runReplyCases(t, []replyCase{
