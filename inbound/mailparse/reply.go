@@ -185,19 +185,8 @@ func dropAttributions(lines []string) []string {
 		for j > 0 && isBlank(out[j-1]) {
 			j--
 		}
-		for k := 3; k >= 1; k-- {
-			if j-k < 0 {
-				continue
-			}
-			block := out[j-k : j]
-			if anyBlank(block) {
-				continue
-			}
-			joined := strings.Join(trimAll(block), " ")
-			if isAttribution(joined) && (k == 1 || attributionHead(block[0])) {
-				out = out[:j-k]
-				break
-			}
+		if k := attributionBefore(out, j); k >= 0 {
+			out = out[:k]
 		}
 		// Apple Mail quotes its own attribution: "> On ..., Name wrote:".
 		if isAttribution(unquote(lines[i])) && endsWithWrote(unframe(unquote(lines[i]))) {
@@ -209,6 +198,50 @@ func dropAttributions(lines []string) []string {
 		out = append(out, lines[i])
 	}
 	return out
+}
+
+// attributionBefore returns where an attribution ending just before line
+// j of lines starts, -1 when none does: 1 to 3 lines in a row, or up to 4
+// lines with blank lines between them that end with "wrote:" (as
+// attributionAt reads them forwards).
+func attributionBefore(lines []string, j int) int {
+	// With blank lines inside: the last piece ends with the verb, the
+	// first starts like an attribution.
+	if j > 0 && endsWithWrote(unframe(lines[j-1])) {
+		var pieces []string
+		gap := false
+		for s, blanks := j-1, 0; s >= 0 && len(pieces) < 4; s-- {
+			if isBlank(lines[s]) {
+				if blanks++; blanks > 2 {
+					break
+				}
+				gap = true
+				continue
+			}
+			if quoteDepth(lines[s]) > 0 {
+				break
+			}
+			blanks = 0
+			pieces = append([]string{strings.TrimSpace(lines[s])}, pieces...)
+			if gap && startsAttribution(lines[s]) && isAttribution(strings.Join(pieces, " ")) {
+				return s
+			}
+		}
+	}
+	for k := 3; k >= 1; k-- {
+		if j-k < 0 {
+			continue
+		}
+		block := lines[j-k : j]
+		if anyBlank(block) {
+			continue
+		}
+		joined := strings.Join(trimAll(block), " ")
+		if isAttribution(joined) && (k == 1 || attributionHead(block[0])) {
+			return j - k
+		}
+	}
+	return -1
 }
 
 // unquote removes the quote markers of a quoted line.
@@ -599,8 +632,11 @@ func hasWroteWord(s string) bool {
 	return false
 }
 
-// attributionAt returns how many lines (1 to 3) starting at i form an
-// attribution, 0 when they do not.
+// attributionAt returns how many lines starting at i form an attribution,
+// 0 when they do not: 1 to 3 lines in a row, or up to 4 lines with blank
+// lines between them, as clients that wrap the attribution and mail
+// programs that double line breaks write it; an attribution with blank
+// lines inside must end with "wrote:" or its translation.
 func attributionAt(lines []string, i int) int {
 	if !startsAttribution(lines[i]) && !strings.Contains(lines[i], "@") {
 		// A single line can still be "Name <a@b> wrote:".
@@ -610,20 +646,40 @@ func attributionAt(lines []string, i int) int {
 		return 0
 	}
 	joined := ""
-	for k := 0; k < 3 && i+k < len(lines); k++ {
-		if isBlank(lines[i+k]) || quoteDepth(lines[i+k]) > 0 {
+	pieces, blanks := 0, 0
+	for j := i; j < len(lines) && pieces < 4; j++ {
+		if isBlank(lines[j]) {
+			if blanks++; blanks > 2 {
+				break
+			}
+			continue
+		}
+		if quoteDepth(lines[j]) > 0 {
 			break
 		}
-		if k == 0 {
+		gap := blanks > 0
+		if gap && j-i > pieces+2 {
+			break // more than one run of blank lines
+		}
+		blanks = 0
+		pieces++
+		if pieces == 1 {
 			joined = strings.TrimSpace(lines[i])
 		} else {
-			joined += " " + strings.TrimSpace(lines[i+k])
+			joined += " " + strings.TrimSpace(lines[j])
 		}
 		if !isAttribution(joined) {
 			continue
 		}
-		if endsWithWrote(unframe(joined)) || quotedNext(lines, i+k+1) || standaloneAttribution(joined) {
-			return k + 1
+		wrote := endsWithWrote(unframe(joined))
+		if j+1-i > pieces { // blank lines inside
+			if wrote {
+				return j + 1 - i
+			}
+			continue
+		}
+		if pieces <= 3 && (wrote || quotedNext(lines, j+1) || standaloneAttribution(joined)) {
+			return j + 1 - i
 		}
 	}
 	return 0

@@ -207,6 +207,32 @@ func TestReplyDateFirstAttribution(t *testing.T) {
 	})
 }
 
+// Attributions spread over several lines, with blank lines inside.
+func TestReplyAttributionWithBlankLines(t *testing.T) {
+	runReplyCases(t, []replyCase{
+		{
+			name:  "gmail, address broken off",
+			text:  "Thanks, that did it.\n\nOn Tue, Mar 4, 2025 at 3:12 PM Support Desk <\n\nsupport@ticketd.test> wrote:\n\n> Please restart.\n",
+			reply: "Thanks, that did it.",
+		},
+		{
+			name:  "french, name on its own line",
+			text:  "Merci, c'est réglé.\n\nLe mar. 4 mars 2025 à 15:12,\n\nSupport Desk <support@ticketd.test> a écrit :\n\n> Bonjour\n",
+			reply: "Merci, c'est réglé.",
+		},
+		{
+			name:  "wrote alone after a blank line, history unquoted",
+			text:  "Ok.\n\nOn Tue, 4 Mar 2025 at 15:12, Support Desk <support@ticketd.test>\n\nwrote:\n\nPlease restart the router.\n",
+			reply: "Ok.",
+		},
+		{
+			name:  "a date line, a blank, then a sentence ending in wrote stays",
+			text:  "On Tuesday at 3 PM\n\nthe technician wrote: the part is ordered.\n\nWhen will it arrive?",
+			reply: "On Tuesday at 3 PM\n\nthe technician wrote: the part is ordered.\n\nWhen will it arrive?",
+		},
+	})
+}
+
 // Invisible tracking glyphs and zero-width characters at the end.
 func TestReplyInvisibleTail(t *testing.T) {
 	runReplyCases(t, []replyCase{
