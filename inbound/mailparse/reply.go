@@ -34,6 +34,7 @@ func extractReply(text, sender string) (string, string) {
 	if len(lines) > 20000 {
 		lines = lines[:20000]
 	}
+	lines = dropLeadingAttribution(lines)
 	lines = lines[:historyStart(lines)]
 	lines = dropAttributions(lines)
 	lines = dropTrailingQuotes(lines)
@@ -41,6 +42,33 @@ func extractReply(text, sender string) (string, string) {
 	// A quote between the answer and the signature is history too.
 	body = dropLeadingQuote(dropTrailingQuotes(body))
 	return strings.Join(trimBlank(body), "\n"), strings.Join(trimBlank(sig), "\n")
+}
+
+// dropLeadingAttribution removes an attribution that is the first thing
+// in the text when the sender wrote below it without quoting: some
+// clients put the attribution at the top and the cursor under it. Taking
+// it for the start of history would leave nothing, the worst reading of a
+// reply. An attribution above a quote (bottom-posting) stays for
+// dropAttributions.
+func dropLeadingAttribution(lines []string) []string {
+	i := 0
+	for i < len(lines) && isBlank(lines[i]) {
+		i++
+	}
+	if i == len(lines) || quoteDepth(lines[i]) > 0 {
+		return lines
+	}
+	n := attributionAt(lines, i)
+	if n == 0 || quotedNext(lines, i+n) {
+		return lines
+	}
+	rest := lines[i+n:]
+	for _, l := range rest {
+		if !isBlank(l) {
+			return rest
+		}
+	}
+	return lines
 }
 
 // quoteDepth counts the leading '>' of a quoted line (RFC 3676 4.5);

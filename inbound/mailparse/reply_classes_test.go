@@ -233,6 +233,33 @@ func TestReplyAttributionWithBlankLines(t *testing.T) {
 	})
 }
 
+// The attribution as the very first line, the reply below it unquoted:
+// the reply must not come out empty.
+func TestReplyAttributionFirst(t *testing.T) {
+	runReplyCases(t, []replyCase{
+		{
+			name:  "reply below, nothing else",
+			text:  "On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\nThe printer works again, thank you!\n",
+			reply: "The printer works again, thank you!",
+		},
+		{
+			name:  "reply below, quote after it",
+			text:  "On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n\nThe printer works again, thank you!\n\n> Did the restart help?\n",
+			reply: "The printer works again, thank you!",
+		},
+		{
+			name:  "german",
+			text:  "Am 04.03.2025 um 15:12 schrieb Support <support@ticketd.test>:\nDanke, geht wieder.\n\nJana\n",
+			reply: "Danke, geht wieder.\n\nJana",
+		},
+		{
+			name:  "bottom-posted answer below the quote is unchanged",
+			text:  "On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n> Did the restart help?\n\nYes.\n",
+			reply: "Yes.",
+		},
+	})
+}
+
 // Invisible tracking glyphs and zero-width characters at the end.
 func TestReplyInvisibleTail(t *testing.T) {
 	runReplyCases(t, []replyCase{
