@@ -34,6 +34,7 @@ func extractReply(text, sender string) (string, string) {
 	if len(lines) > 20000 {
 		lines = lines[:20000]
 	}
+	lines, initials := initialsQuotes(lines)
 	lines = dropLeadingAttribution(lines)
 	lines = lines[:historyStart(lines)]
 	lines = dropAttributions(lines)
@@ -41,7 +42,93 @@ func extractReply(text, sender string) (string, string) {
 	body, sig := splitSignature(lines, sender)
 	// A quote between the answer and the signature is history too.
 	body = dropLeadingQuote(dropTrailingQuotes(body))
-	return strings.Join(trimBlank(body), "\n"), strings.Join(trimBlank(sig), "\n")
+	return strings.Join(initials.restore(trimBlank(body)), "\n"), strings.Join(initials.restore(trimBlank(sig)), "\n")
+}
+
+// initialsPrefix matches a quote prefix made of the quoted writer's
+// initials, as The Bat!, FidoNet-era and some Usenet clients write it:
+// " KL> text", "SD>> text".
+var initialsPrefix = regexp.MustCompile(`^( {0,2})(\p{Lu}{1,3})>(>|\s|$)`)
+
+// quotedLines maps lines rewritten for reading back to the lines as
+// written.
+type quotedLines map[string]string
+
+// initialsQuotes rewrites quote prefixes made of initials to ">", so that
+// the rules for quotes apply to them; restore gives the lines that stay
+// in the reply back as written. Initials count as a quote prefix under an
+// attribution, or when the same ones start two lines or more after a
+// leading space (the FidoNet form) or nested: a console prompt ("SQL> ")
+// at the end of a mail stays text.
+func initialsQuotes(lines []string) ([]string, quotedLines) {
+	count := map[string]int{}
+	first := map[string]int{}
+	nested := map[string]bool{}
+	spaced := map[string]bool{}
+	for i, l := range lines {
+		m := initialsPrefix.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if count[m[2]] == 0 {
+			first[m[2]] = i
+		}
+		count[m[2]]++
+		nested[m[2]] = nested[m[2]] || m[3] == ">"
+		spaced[m[2]] = spaced[m[2]] || m[1] != ""
+	}
+	ok := map[string]bool{}
+	for in, n := range count {
+		if attributionAbove(lines, first[in]) || n >= 2 && (spaced[in] || nested[in]) {
+			ok[in] = true
+		}
+	}
+	if len(ok) == 0 {
+		return lines, nil
+	}
+	out := make([]string, len(lines))
+	orig := quotedLines{}
+	for i, l := range lines {
+		out[i] = l
+		if m := initialsPrefix.FindStringSubmatch(l); m != nil && ok[m[2]] {
+			out[i] = ">" + l[len(m[1])+len(m[2])+1:]
+			if _, seen := orig[out[i]]; !seen {
+				orig[out[i]] = l
+			}
+		}
+	}
+	return out, orig
+}
+
+// attributionAbove reports whether one of the three lines above line i,
+// blank lines aside, is an attribution.
+func attributionAbove(lines []string, i int) bool {
+	seen := 0
+	for j := i - 1; j >= 0 && seen < 3; j-- {
+		if isBlank(lines[j]) {
+			continue
+		}
+		seen++
+		if isAttribution(lines[j]) {
+			return true
+		}
+	}
+	return false
+}
+
+// restore gives lines rewritten by initialsQuotes back as written.
+func (q quotedLines) restore(lines []string) []string {
+	if len(q) == 0 {
+		return lines
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l
+		if o, ok := q[l]; ok {
+			out[i] = o
+		}
+	}
+	return out
 }
 
 // dropLeadingAttribution removes an attribution that is the first thing

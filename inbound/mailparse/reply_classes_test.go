@@ -260,6 +260,35 @@ func TestReplyAttributionFirst(t *testing.T) {
 	})
 }
 
+// Quote prefixes made of initials, as The Bat!, FidoNet-era and some
+// Usenet clients write them.
+func TestReplyInitialsQuotes(t *testing.T) {
+	runReplyCases(t, []replyCase{
+		{
+			name: "the bat!, top-posted",
+			text: "It is green now, thanks.\n\nMonday, March 4, 2025, 3:12:45 PM, you wrote:\n\n" +
+				"SD> Please restart the router and tell us\nSD> whether the light turns green.\n\n",
+			reply: "It is green now, thanks.",
+		},
+		{
+			name: "fidonet style with a leading space, nested",
+			text: "Yes, since Monday.\n\n" +
+				" KL> Is the VPN still dropping?\n KL>> It drops every hour.\n",
+			reply: "Yes, since Monday.",
+		},
+		{
+			name: "answered quote keeps its prefix",
+			text: "Hello Support,\n\nMonday, March 4, 2025, 3:12:45 PM, you wrote:\n\nSD> Which model is it?\n\nA ThinkPad T14.\n",
+			reply: "Hello Support,\n\nSD> Which model is it?\n\nA ThinkPad T14.",
+		},
+		{
+			name:  "a console session at the end is text",
+			text:  "The query fails:\n\nSQL> select count(*) from orders;\nSQL> ORA-00942: table or view does not exist\n",
+			reply: "The query fails:\n\nSQL> select count(*) from orders;\nSQL> ORA-00942: table or view does not exist",
+		},
+	})
+}
+
 // Invisible tracking glyphs and zero-width characters at the end.
 func TestReplyInvisibleTail(t *testing.T) {
 	runReplyCases(t, []replyCase{
