@@ -35,6 +35,7 @@ func extractReply(text, sender string) (string, string) {
 		lines = lines[:20000]
 	}
 	lines, initials := initialsQuotes(lines)
+	lines = rewrappedQuotes(lines, initials)
 	lines = dropLeadingAttribution(lines)
 	lines = lines[:historyStart(lines)]
 	lines = dropAttributions(lines)
@@ -83,11 +84,11 @@ func initialsQuotes(lines []string) ([]string, quotedLines) {
 			ok[in] = true
 		}
 	}
+	orig := quotedLines{}
 	if len(ok) == 0 {
-		return lines, nil
+		return lines, orig
 	}
 	out := make([]string, len(lines))
-	orig := quotedLines{}
 	for i, l := range lines {
 		out[i] = l
 		if m := initialsPrefix.FindStringSubmatch(l); m != nil && ok[m[2]] {
@@ -98,6 +99,130 @@ func initialsQuotes(lines []string) ([]string, quotedLines) {
 		}
 	}
 	return out, orig
+}
+
+// rewrappedQuotes finds quoted lines that the sender's client wrapped
+// again after quoting them, so that their continuation lines lost the
+// ">", and quotes those too (restore gives them back as written): else a
+// quote read as answered stays in the reply whole.
+//
+// A run of unquoted lines continues the quoted line above it when that
+// line is about as long as the longest and the run's first word would not have fitted on it
+// within the width the quote was wrapped at (the longest quoted line),
+// every line of the run but the last is about as long, and the run ends
+// at a quoted line, a blank line or the end. The continuation is certain
+// when the quoted line breaks off in mid-sentence (no full stop, question
+// mark or colon at its end, or a small letter after it); at a sentence's
+// end it may be an answer written right below a quoted question, and
+// counts only in a quote where another line certainly was wrapped.
+func rewrappedQuotes(lines []string, orig quotedLines) []string {
+	width := 0
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); quoteDepth(l) > 0 && n <= 120 && n > width {
+			width = n
+		}
+	}
+	// The width is that of a wrapped text only when more than one line
+	// reaches it: a single long quoted line says nothing.
+	full := 0
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n <= width && n >= width-10 {
+			full++
+		}
+	}
+	if width < 60 || full < 2 {
+		return lines
+	}
+	type run struct{ quoted, from, to int } // lines[from:to] continue lines[quoted]
+	var sure, maybe []run
+	for i := 0; i+1 < len(lines); i++ {
+		q := lines[i]
+		qn := utf8.RuneCountInString(q)
+		if quoteDepth(q) == 0 || qn < width-20 || isBlank(unquote(q)) {
+			continue
+		}
+		j := i + 1
+		for j < len(lines) && !isBlank(lines[j]) && quoteDepth(lines[j]) == 0 {
+			j++
+		}
+		if j == i+1 {
+			continue
+		}
+		first := strings.Fields(lines[i+1])[0]
+		if qn+1+utf8.RuneCountInString(first) <= width {
+			continue // the word would have fitted: not wrapped here
+		}
+		ok := true
+		for k := i + 1; k < j; k++ {
+			n := utf8.RuneCountInString(lines[k])
+			if n > width+2 || (k < j-1 && n < width-20) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		r := run{i, i + 1, j}
+		end := strings.TrimRight(unquote(q), " ")
+		c, _ := utf8.DecodeRuneInString(first)
+		if !strings.ContainsAny(end[len(end)-1:], ".?!:;") || unicode.IsLower(c) {
+			sure = append(sure, r)
+		} else {
+			maybe = append(maybe, r)
+		}
+		i = j - 1
+	}
+	if len(sure) == 0 {
+		return lines
+	}
+	out := append([]string(nil), lines...)
+	quote := func(r run) {
+		q := lines[r.quoted]
+		prefix := q[:len(q)-len(strings.TrimLeft(strings.TrimLeft(q, " \t"), "> \t"))]
+		if !strings.HasSuffix(prefix, " ") {
+			prefix += " "
+		}
+		for k := r.from; k < r.to; k++ {
+			out[k] = prefix + lines[k]
+			if _, seen := orig[out[k]]; !seen {
+				orig[out[k]] = lines[k]
+			}
+		}
+	}
+	for _, r := range sure {
+		quote(r)
+	}
+	// A possible continuation counts in a quote with a certain one: the
+	// quoted lines between them, blank quoted lines included, join them.
+	block := make([]int, len(out)) // quote block of each line, 0: none
+	inMaybe := make([]bool, len(out))
+	for _, r := range maybe {
+		for k := r.from; k < r.to; k++ {
+			inMaybe[k] = true
+		}
+	}
+	id := 0
+	for k := range out {
+		switch {
+		case quoteDepth(out[k]) == 0 && !inMaybe[k]:
+		case k > 0 && block[k-1] != 0:
+			block[k] = block[k-1]
+		default:
+			id++
+			block[k] = id
+		}
+	}
+	certain := map[int]bool{}
+	for _, r := range sure {
+		certain[block[r.quoted]] = true
+	}
+	for _, r := range maybe {
+		if certain[block[r.quoted]] {
+			quote(r)
+		}
+	}
+	return out
 }
 
 // attributionAbove reports whether one of the three lines above line i,

@@ -27,6 +27,73 @@ func runReplyCases(t *testing.T, cases []replyCase) {
 	}
 }
 
+// Quoted history whose long lines the sender's client wrapped again after
+// quoting them: the continuation lines lost their ">", and are history
+// all the same.
+func TestReplyRewrappedQuote(t *testing.T) {
+	runReplyCases(t, []replyCase{
+		{
+			name: "top-posted answer above a rewrapped quote",
+			text: "Yes, the new driver fixed it. Thanks!\n\n" +
+				"On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n\n" +
+				"> Hello Kim, could you please install the printer driver version 5.2 from\n" +
+				"the portal and tell us whether the printer still shows the paper jam\n" +
+				"error after a restart?\n" +
+				">\n" +
+				"> Kind regards, the support team\n",
+			reply: "Yes, the new driver fixed it. Thanks!",
+		},
+		{
+			name: "german, several paragraphs, last one rewrapped to the end",
+			text: "Hallo,\n\ndas hat geklappt.\n\nGruß\nJana\n\n" +
+				"Am 04.03.2025 um 15:12 schrieb Support <support@ticketd.test>:\n" +
+				"> Hallo Jana,\n>\n" +
+				"> bitte starten Sie den Router neu und melden Sie sich, falls die Leuchte\n" +
+				"weiterhin rot blinkt. Wir schicken dann einen Techniker vorbei, der das\n" +
+				"Gerät austauscht.\n" +
+				">\n" +
+				"> Viele Grüße, das Support-Team, erreichbar montags bis freitags von 8\n" +
+				"bis 18 Uhr\n",
+			reply: "Hallo,\n\ndas hat geklappt.\n\nGruß\nJana",
+		},
+		{
+			name: "a rewrapped line that ends at a full stop is still history",
+			text: "Done, thanks.\n\nOn Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n" +
+				"> We replaced the toner cartridge on the second floor this morning. The\n" +
+				"printer should work again now. Please tell us if it does not print in\n" +
+				"> colour.\n" +
+				"> It may need a restart after the first page has been printed, see below.\n" +
+				"Then it works.\n",
+			reply: "Done, thanks.",
+		},
+		{
+			name: "an answer written right below a long quoted question stays",
+			text: "> Could you tell us which laptop model you are using and when you bought it?\n" +
+				"A ThinkPad X1, bought in 2023.\n" +
+				"> And which version of the VPN client is installed on it at the moment?\n" +
+				"Version 4.2.\n",
+			reply: "> Could you tell us which laptop model you are using and when you bought it?\n" +
+				"A ThinkPad X1, bought in 2023.\n" +
+				"> And which version of the VPN client is installed on it at the moment?\n" +
+				"Version 4.2.",
+		},
+		{
+			name: "an answer right below a single long quoted line stays",
+			text: "On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n" +
+				"> Please send us the output of the status command on the affected server\n" +
+				"Here it is: active (running) since Monday\n",
+			reply: "Here it is: active (running) since Monday",
+		},
+		{
+			name: "an answer below a quoted sentence that ends the line stays",
+			text: "On Tue, Mar 4, 2025 at 3:12 PM Support Desk <support@ticketd.test> wrote:\n" +
+				"> We have replaced the toner cartridge on the second floor this morning.\n" +
+				"Thank you, it prints again.\n",
+			reply: "Thank you, it prints again.",
+		},
+	})
+}
+
 // "Sent from my <device>" followed by an unquoted copy of the mail being
 // answered: what follows the device line is history, however long.
 func TestReplyDeviceLineBeforeUnquotedCopy(t *testing.T) {
@@ -277,8 +344,8 @@ func TestReplyInitialsQuotes(t *testing.T) {
 			reply: "Yes, since Monday.",
 		},
 		{
-			name: "answered quote keeps its prefix",
-			text: "Hello Support,\n\nMonday, March 4, 2025, 3:12:45 PM, you wrote:\n\nSD> Which model is it?\n\nA ThinkPad T14.\n",
+			name:  "answered quote keeps its prefix",
+			text:  "Hello Support,\n\nMonday, March 4, 2025, 3:12:45 PM, you wrote:\n\nSD> Which model is it?\n\nA ThinkPad T14.\n",
 			reply: "Hello Support,\n\nSD> Which model is it?\n\nA ThinkPad T14.",
 		},
 		{
