@@ -682,8 +682,9 @@ func (p *parser) addAttachment(name, ct, cid string, inline bool, data []byte) {
 
 // tnef reads an Outlook TNEF part (winmail.dat, MS-OXTNEF): the files in
 // it are the mail's attachments, and its body is kept for when the mail
-// has no other text. It reports false when the part is no TNEF stream,
-// which is then kept as the file it is.
+// has no other text. It reports whether it took files out of the part; a
+// part that is no TNEF stream, or holds no file, is kept as the file it
+// is.
 func (p *parser) tnef(data []byte) bool {
 	t, err := readTNEF(data)
 	if err != nil {
@@ -693,6 +694,7 @@ func (p *parser) tnef(data []byte) bool {
 	for _, pr := range t.Problems {
 		m.problem("winmail.dat: %s", pr)
 	}
+	files := 0
 	for _, a := range t.Attachments {
 		if a.Data == nil && a.filename() == "" {
 			continue // rendering data alone, or an OLE object without contents
@@ -702,9 +704,10 @@ func (p *parser) tnef(data []byte) bool {
 			name += ".tnef"
 		}
 		p.addAttachment(name, a.contentType(), a.ContentID, a.Hidden || a.ContentID != "", a.Data)
+		files++
 	}
 	if p.tnefBody.text != "" {
-		return true
+		return files > 0
 	}
 	switch {
 	case strings.TrimSpace(t.Body) != "":
@@ -726,7 +729,7 @@ func (p *parser) tnef(data []byte) bool {
 			p.tnefBody = content{text: text}
 		}
 	}
-	return true
+	return files > 0
 }
 
 // cleanFilename keeps the last path element of a file name and drops

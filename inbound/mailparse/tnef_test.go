@@ -383,8 +383,9 @@ func TestTNEFBodies(t *testing.T) {
 	var mp propWriter
 	mp.binary(pidRtfCompressed, compressRTF([]byte("{\\rtf1 other}")))
 	w.attr(levelMessage, attMsgProps, mp.bytes())
+	// Without files in it, winmail.dat stays listed.
 	m := Parse(tnefMail("", w.Bytes(), "application/ms-tnef"), Options{})
-	if m.Text != "Der Drucker ist kaputt." || len(m.Attachments) != 0 {
+	if m.Text != "Der Drucker ist kaputt." || len(m.Attachments) != 1 || m.Attachments[0].Filename != "winmail.dat" {
 		t.Errorf("attBody: text %q, attachments %+v", m.Text, m.Attachments)
 	}
 
