@@ -15,6 +15,9 @@ type report struct {
 	mdn            bool
 	original       *Message // the returned message, if attached whole
 	originalHeader header   // its header (text/rfc822-headers or message/rfc822)
+	// nestedDSN are the recipient blocks of delivery reports inside
+	// attached messages: a relay that wraps a report it received.
+	nestedDSN []dsnRecipient
 }
 
 // dsnRecipient is one per-recipient block of a delivery status
@@ -389,6 +392,21 @@ func bounceRecipients(p *parser, h header) []string {
 	if len(out) > 0 {
 		return out
 	}
+	// A report wrapped in an attached message names the recipients, not
+	// the wrapper's To nor the report's own: the failed ones, else all.
+	for _, r := range p.report.nestedDSN {
+		if r.action == "failed" || (r.action == "" && strings.HasPrefix(r.status, "5")) {
+			out = appendUnique(out, r.recipient())
+		}
+	}
+	if len(out) == 0 {
+		for _, r := range p.report.nestedDSN {
+			out = appendUnique(out, r.recipient())
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
 	text := m.Text
 	if i := originalStart(text); i >= 0 {
 		text = text[:i]
@@ -404,10 +422,17 @@ func bounceRecipients(p *parser, h header) []string {
 	}
 	var strong, weak []string
 	alias := map[string]string{} // expanded address -> the address the sender used
+	headerIndent := -1           // the indentation of the last field of the returned message's header, -1 after other lines
 	for _, l := range strings.Split(text, "\n") {
+		indent := len(l) - len(strings.TrimLeft(l, " \t"))
 		if quotedHeaderLine.MatchString(l) {
+			headerIndent = indent
 			continue // "To: ..." of the returned message, not a recipient that failed
 		}
+		if headerIndent >= 0 && indent > headerIndent && strings.TrimSpace(l) != "" && !fieldLine.MatchString(l) {
+			continue // RFC 5322 2.2.3: a folded line of that field
+		}
+		headerIndent = -1
 		if mm := expandedFrom.FindStringSubmatch(l); mm != nil && len(strong) > 0 {
 			// Sendmail: "a@b" then "(expanded from: c@d)": c@d is the
 			// address the sender used, a@b what an alias made of it.
@@ -474,6 +499,10 @@ var recipientContext = regexp.MustCompile(`(?i)(rcpt to|recipient|delivered to|d
 // notice repeats in its text ("To: ...", "From: ..."): its addresses are
 // not the failed recipients.
 var quotedHeaderLine = regexp.MustCompile(`(?i)^\s*>?\s*(to|from|cc|bcc|reply-to|sender|subject|date|sent|return-path|message-id|received|delivered-to|errors-to)\s*:`)
+
+// fieldLine matches a line that starts with a label and a colon, as a
+// notice lists the details of a message ("  RCPT TO: a@b").
+var fieldLine = regexp.MustCompile(`^\s*[A-Za-z][A-Za-z -]{0,30}:`)
 
 // smtpErrorLine matches a line holding a remote server's error answer, a
 // 4xx or 5xx reply code (RFC 5321 4.2) at its start or an enhanced status

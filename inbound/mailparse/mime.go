@@ -603,6 +603,7 @@ func (p *parser) messagePart(h header, data []byte, ct string, params, dparams m
 		m.problem("attached message: %s", pr)
 	}
 	p.nested = append(p.nested, sub.msg)
+	p.report.nestedDSN = append(append(p.report.nestedDSN, sub.report.dsn...), sub.report.nestedDSN...)
 	if p.report.original == nil {
 		p.report.original = sub.msg
 		p.report.originalHeader = parseHeader(firstHeaderBlock(normalizeRaw(data, &Message{})), &Message{}, "")
