@@ -43,6 +43,169 @@ func runAutoCases(t *testing.T, cases []autoCase) {
 	}
 }
 
+// Bounces whose sender is no recognisable mail system (an administrator,
+// an antivirus or filtering gateway, an ordinary-looking address) are
+// recognised by their subject and text together.
+func TestBounceFromOrdinarySender(t *testing.T) {
+	person := "kim@example.com"
+	runAutoCases(t, []autoCase{
+		{
+			name: "filtering gateway",
+			raw: mailOf(`"Email Security Gateway" <scanner@corp.example>`, "Delivery failure: Your message to kim@corp.example was blocked", nil,
+				"Your message could not be delivered to the following recipient:\n\n    kim@corp.example\n\n"+
+					"Reason: the message violates the content policy of corp.example.\n\nThis is an automatically generated message.\n"),
+			kind: KindBounce, recipients: []string{"kim@corp.example"},
+		},
+		{
+			name: "administrator's name",
+			raw: mailOf(`Administrator <admin@example.org>`, "Undeliverable: Ticket 4411", nil,
+				"Your message did not reach some or all of the intended recipients.\n\n"+
+					"      Subject:  Ticket 4411\n      Sent:     04.03.2025 15:12\n\n"+
+					"The following recipient(s) cannot be reached:\n\n      lee@example.org on 04.03.2025 15:12\n"+
+					"            The e-mail account does not exist at the organization this message was sent to.\n"),
+			kind: KindBounce, recipients: []string{"lee@example.org"},
+		},
+		{
+			name: "help desk address, sendmail wording",
+			raw: mailOf(`IT Helpdesk <it@corp.example>`, "Returned mail: see transcript for details", nil,
+				"The original message was received at Tue, 4 Mar 2025 15:12:00 +0100\nfrom mail.ticketd.test [192.0.2.1]\n\n"+
+					"   ----- The following addresses had permanent fatal errors -----\n<gone@corp.example>\n"+
+					"    (reason: 550 5.1.1 User unknown)\n"),
+			kind: KindBounce, recipients: []string{"gone@corp.example"},
+		},
+		{
+			name:     "a person's mail about an undeliverable mail stays ordinary, whatever the envelope",
+			raw:      mailOf(`Kim Lee <kim@example.com>`, "Undeliverable mail to my colleague", nil, "Hi,\n\nmy mail to lee@example.org came back with \"user unknown\". Is the address right?\n\nKim\n"),
+			envelope: &person,
+			kind:     KindNone,
+		},
+		{
+			name: "a person forwarding a bounce stays ordinary",
+			raw: mailOf(`Kim Lee <kim@example.com>`, "Fwd: Undeliverable: Ticket 4411", nil,
+				"Why did this bounce?\n\n---------- Forwarded message ---------\nFrom: postmaster@example.org\nSubject: Undeliverable: Ticket 4411\n\n"+
+					"Your message did not reach some or all of the intended recipients.\n\nlee@example.org\n"),
+			kind: KindNone,
+		},
+	})
+}
+
+// Bounce wording in more languages, and failure subjects anywhere in
+// the subject.
+func TestBounceLanguagesAndSubjects(t *testing.T) {
+	daemon := "MAILER-DAEMON@mx.example (Mail Delivery System)"
+	runAutoCases(t, []autoCase{
+		{
+			name: "russian",
+			raw: mailOf(`"Почтовая система" <robot@mail.example.ru>`, "Недоставленное сообщение", nil,
+				"Ваше сообщение не может быть доставлено следующим получателям:\n\n  ivan@example.ru\n\nПричина: почтовый ящик не существует.\n"),
+			kind: KindBounce, recipients: []string{"ivan@example.ru"},
+		},
+		{
+			name: "russian from the mailer daemon, wording only in the text",
+			raw: mailOf(daemon, "Уведомление", nil,
+				"Это письмо создано автоматически.\nНе удалось доставить сообщение получателю olga@example.ru: адрес не найден.\n"),
+			kind: KindBounce, recipients: []string{"olga@example.ru"},
+		},
+		{
+			name: "ukrainian",
+			raw: mailOf(`Поштова служба <postmaster@example.ua>`, "Повідомлення не доставлено", nil,
+				"Не вдалося доставити ваше повідомлення адресату taras@example.ua.\n"),
+			kind: KindBounce, recipients: []string{"taras@example.ua"},
+		},
+		{
+			name: "portuguese",
+			raw: mailOf(`Sistema de Correio <correio@example.com.br>`, "Mensagem não entregue: Ticket 4411", nil,
+				"Não foi possível entregar a sua mensagem para ana@example.com.br.\nMotivo: caixa postal inexistente.\n"),
+			kind: KindBounce, recipients: []string{"ana@example.com.br"},
+		},
+		{
+			name: "polish",
+			raw: mailOf(`Serwer poczty <poczta@example.pl>`, "Wiadomość niedostarczona", nil,
+				"Nie można dostarczyć wiadomości do adresata jan@example.pl.\nSkrzynka odbiorcza nie istnieje.\n"),
+			kind: KindBounce, recipients: []string{"jan@example.pl"},
+		},
+		{
+			name: "italian",
+			raw: mailOf(`Servizio di posta <posta@example.it>`, "Mancato recapito del messaggio", nil,
+				"Non è stato possibile recapitare il messaggio al destinatario luca@example.it.\n"),
+			kind: KindBounce, recipients: []string{"luca@example.it"},
+		},
+		{
+			name: "spanish",
+			raw: mailOf(`Servidor de correo <correo@example.es>`, "No se pudo entregar el mensaje", nil,
+				"Su mensaje no se pudo entregar a pablo@example.es porque el buzón no existe.\n"),
+			kind: KindBounce, recipients: []string{"pablo@example.es"},
+		},
+		{
+			name: "dutch",
+			raw: mailOf(`Mailserver <mail@example.nl>`, "Onbestelbaar: Ticket 4411", nil,
+				"Uw bericht kon niet worden bezorgd bij de volgende ontvanger: joris@example.nl\n"),
+			kind: KindBounce, recipients: []string{"joris@example.nl"},
+		},
+		{
+			name: "turkish",
+			raw: mailOf(`Posta Sunucusu <posta@example.com.tr>`, "İletilemeyen ileti", nil,
+				"İletiniz aşağıdaki alıcıya teslim edilemedi: ayse@example.com.tr\n"),
+			kind: KindBounce, recipients: []string{"ayse@example.com.tr"},
+		},
+		{
+			name: "czech",
+			raw: mailOf(`Poštovní server <posta@example.cz>`, "Nedoručitelná zpráva", nil,
+				"Vaši zprávu nelze doručit příjemci petr@example.cz.\n"),
+			kind: KindBounce, recipients: []string{"petr@example.cz"},
+		},
+		{
+			name: "failure after a ticket subject and a tag",
+			raw: mailOf(`"Mail Gateway" <gw@corp.example>`, "[EXTERNAL] Ticket 4411 - Undeliverable message", nil,
+				"Your message could not be delivered to the following recipients:\n\nkim@corp.example\n"),
+			kind: KindBounce, recipients: []string{"kim@corp.example"},
+		},
+		{
+			name: "failure inside the subject, from the mailer daemon",
+			raw: mailOf(daemon, "Notification for ticket 4411: mail delivery failed, returning message to sender", nil,
+				"This message was created automatically by mail delivery software.\n\n  lost@example.net\n    mailbox is full\n"),
+			kind: KindBounce, recipients: []string{"lost@example.net"},
+		},
+		{
+			name: "a person's subject that mentions a failed delivery stays ordinary",
+			raw:  mailOf(`Kim Lee <kim@example.com>`, "Question about the undeliverable parcel", nil, "Hi,\n\nthe parcel could not be delivered to my address. What now?\n"),
+			kind: KindNone,
+		},
+	})
+}
+
+// Delivery-delay warnings are delivery-status, not bounces.
+func TestDelayWarnings(t *testing.T) {
+	daemon := "MAILER-DAEMON@mx.example (Mail Delivery System)"
+	runAutoCases(t, []autoCase{
+		{
+			name: "has not yet been delivered",
+			raw: mailOf(daemon, "Delivery Status Notification (Delay)", nil,
+				"This is an automatically generated Delivery Status Notification.\n\nTHIS IS A WARNING MESSAGE ONLY.\n\n"+
+					"YOU DO NOT NEED TO RESEND YOUR MESSAGE.\n\nDelivery to the following recipients has been delayed:\n\n     slow@example.net\n"),
+			kind: KindDeliveryStatus, recipients: []string{"slow@example.net"},
+		},
+		{
+			name: "delivery warning from a gateway",
+			raw: mailOf(`"Mail Gateway" <gw@corp.example>`, "Delivery warning: Ticket 4411", nil,
+				"Your message to kim@corp.example has not yet been delivered. The server will keep trying for 3 more days;\n"+
+					"you will be notified if delivery fails permanently.\n"),
+			kind: KindDeliveryStatus, recipients: []string{"kim@corp.example"},
+		},
+		{
+			name: "german",
+			raw: mailOf(daemon, "Warnung: Zustellung verzögert", nil,
+				"Ihre Nachricht an jana@example.de konnte bisher nicht zugestellt werden. Es wird weiter versucht.\n"),
+			kind: KindDeliveryStatus, recipients: []string{"jana@example.de"},
+		},
+		{
+			name: "a person whose parcel has not yet been delivered stays ordinary",
+			raw:  mailOf(`Kim Lee <kim@example.com>`, "Order 1234", nil, "Hi,\n\nmy order has not yet been delivered. Delivery warning on your site says delayed.\n"),
+			kind: KindNone,
+		},
+	})
+}
+
 // A delivery report wrapped inside an attached message: the recipients
 // come from the report, not from the wrapper's or the report's To.
 func TestWrappedDeliveryReport(t *testing.T) {

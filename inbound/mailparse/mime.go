@@ -101,13 +101,13 @@ func (p *parser) parse(raw []byte) {
 			}
 		}
 	}
-	if p.depth == 0 {
-		classify(p, h)
-	}
 	if c.isHTML && c.html != "" {
 		m.Reply, m.Signature = extractReply(htmlToText(c.html, true), m.From.Name)
 	} else {
 		m.Reply, m.Signature = extractReply(m.Text, m.From.Name)
+	}
+	if p.depth == 0 {
+		classify(p, h) // reads the reply: what is quoted is not the sender's
 	}
 	m.finish()
 }
