@@ -190,6 +190,13 @@ func classify(p *parser, h header) {
 		*a = Auto{Kind: KindBounce, Reason: reason, Recipients: bounceRecipients(p, h)}
 		return
 	}
+	if kind, reason := listNotice(m, daemon); kind != "" {
+		*a = Auto{Kind: kind, Reason: reason, Recipients: bounceRecipients(p, h)}
+		if len(a.Recipients) == 0 {
+			a.Recipients = appendUnique(nil, listAddress(m.From.Address))
+		}
+		return
+	}
 
 	// RFC 3834 5: Auto-Submitted.
 	as := strings.ToLower(strings.TrimSpace(h.get("Auto-Submitted")))
@@ -405,6 +412,63 @@ var ndrTexts = regexp.MustCompile(`((your|the|this|following) (message|mail|e-?m
 // delivered (ndrTexts).
 func ndrText(text string) bool {
 	return ndrTexts.MatchString(strings.ToLower(limitText(text)))
+}
+
+// listNoticeTexts are what mailing-list software writes when it holds or
+// refuses a post, and what mail systems write about a mail loop.
+var (
+	listRejectTexts = regexp.MustCompile(`((you are|you're) not (allowed|authori[sz]ed|permitted) to (post|send)|` +
+		`your (message|mail|post(ing)?) (to|for) .{1,80} (has been|was|is being) (rejected|refused|discarded|denied|returned)|` +
+		`(post|posting|message) (by|from) (a )?non-?member|members-only list|authori[sz]ation denied|` +
+		`returned to you unprocessed|message rejected by filter|mail(ing)?[ -]loop|loop detected|too many hops|` +
+		`hop count exceeded|routing loop|loops back to myself|excessive number of received headers|has been looped)`)
+	listHoldTexts = regexp.MustCompile(`(held until the list moderator|awaits moderator approval|held for (moderation|approval)|` +
+		`waiting for (moderator )?approval|pending moderator approval)`)
+)
+
+// listSender matches the local parts of mailing-list software's own
+// addresses (RFC 3834 2 names owner-* and *-request).
+var listSender = regexp.MustCompile(`(?i)(^owner-|-(owner|bounces?|request|admin)$|^(sympa|listserv|majordomo|mailman|ezmlm|lyris|listproc|listmaster)$)`)
+
+// listNotice reads the rejections, holds and loop notices of mailing-list
+// software and mail systems, which carry no standard header: a list's or
+// a mail system's address, and their wording.
+func listNotice(m *Message, daemon string) (Kind, string) {
+	local := m.From.Address
+	if i := strings.LastIndexByte(local, '@'); i >= 0 {
+		local = local[:i]
+	}
+	list := listSender.MatchString(local)
+	if !list && daemon == "" {
+		return "", ""
+	}
+	t := strings.ToLower(limitText(m.Text)) + "\n" + strings.ToLower(m.Subject)
+	switch {
+	case listHoldTexts.MatchString(t):
+		return KindDeliveryStatus, "a list's post held for moderation"
+	case listRejectTexts.MatchString(t):
+		if list {
+			return KindBounce, "a list's rejection of a post, from " + m.From.Address
+		}
+		return KindBounce, "rejection or mail loop notice from " + daemon
+	}
+	return "", ""
+}
+
+// listAddress is a list's posting address from one of its own addresses:
+// users-owner@ and users-bounces@ are users@.
+func listAddress(from string) string {
+	i := strings.LastIndexByte(from, '@')
+	if i < 0 {
+		return ""
+	}
+	local, domain := from[:i], from[i:]
+	for _, suffix := range []string{"-owner", "-bounces", "-bounce", "-request", "-admin"} {
+		if l := strings.TrimSuffix(strings.ToLower(local), suffix); len(l) < len(local) && l != "" {
+			return local[:len(l)] + domain
+		}
+	}
+	return ""
 }
 
 // bounceTexts are sentences MTAs write in bounce texts: Postfix, qmail,

@@ -206,6 +206,45 @@ func TestDelayWarnings(t *testing.T) {
 	})
 }
 
+// Rejections and loop notices of mailing-list software, which carry no
+// standard header.
+func TestListSoftwareNotices(t *testing.T) {
+	runAutoCases(t, []autoCase{
+		{
+			name: "post rejected",
+			raw: mailOf("users-owner@lists.example.org", "Your message to Users was rejected", nil,
+				"You are not allowed to post to this mailing list, and your message has been\nautomatically rejected. "+
+					"If you think that your messages are being rejected in error, contact the mailing list owner at\nusers-owner@lists.example.org.\n"),
+			kind: KindBounce, recipients: []string{"users@lists.example.org"},
+		},
+		{
+			name: "authorization denied",
+			raw: mailOf("SYMPA <sympa@lists.example.org>", "Message distribution: Authorization denied", nil,
+				"Your message for list support-l has been rejected.\nThe message was sent to support-l@lists.example.org.\n"+
+					"You are not allowed to send messages to this list.\n"),
+			kind: KindBounce, recipients: []string{"support-l@lists.example.org"},
+		},
+		{
+			name: "held for moderation",
+			raw: mailOf("users-bounces@lists.example.org", "Your message to Users awaits moderator approval", nil,
+				"Your mail to 'Users' with the subject\n\n    Ticket 4411\n\nIs being held until the list moderator can review it for approval.\n\n"+
+					"The reason it is being held:\n\n    Post by non-member to a members-only list\n"),
+			kind: KindDeliveryStatus, recipients: []string{"users@lists.example.org"},
+		},
+		{
+			name: "mail loop",
+			raw: mailOf("Mail Administrator <admin@example.net>", "Mail loop detected", nil,
+				"Your message to loop@example.net has been rejected: mail loop detected (too many hops).\n"),
+			kind: KindBounce, recipients: []string{"loop@example.net"},
+		},
+		{
+			name: "a person who cannot post to a list stays ordinary",
+			raw:  mailOf(`Kim Lee <kim@example.com>`, "Mailing list", nil, "Hi,\n\nthe list says I am not allowed to post to this mailing list. Can you add me?\n"),
+			kind: KindNone,
+		},
+	})
+}
+
 // A delivery report wrapped inside an attached message: the recipients
 // come from the report, not from the wrapper's or the report's To.
 func TestWrappedDeliveryReport(t *testing.T) {
