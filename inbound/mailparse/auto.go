@@ -197,6 +197,17 @@ func classify(p *parser, h header) {
 		}
 		return
 	}
+	if returned && complaintTexts.MatchString(strings.ToLower(limitText(m.Reply))) {
+		// RFC 5965 is not the only format: feedback loops that attach
+		// the reported message to a sentence of their own.
+		*a = Auto{Kind: KindComplaint, Reason: "abuse report without ARF, the reported message attached"}
+		if p.report.original != nil {
+			for _, ad := range p.report.original.To {
+				a.Recipients = appendUnique(a.Recipients, ad.Address)
+			}
+		}
+		return
+	}
 
 	// RFC 3834 5: Auto-Submitted.
 	as := strings.ToLower(strings.TrimSpace(h.get("Auto-Submitted")))
@@ -470,6 +481,12 @@ func listAddress(from string) string {
 	}
 	return ""
 }
+
+// complaintTexts are what feedback loops that do not use ARF write above
+// the reported message.
+var complaintTexts = regexp.MustCompile(`(e-?mail abuse report|abuse report for an? (email|e-mail|message)|` +
+	`(marked|reported|flagged|classified) (the attached|this|the|your|an?) (message|e-?mail|mail)s? as (spam|junk|abuse|unwanted)|` +
+	`spam complaint|complaint about (a )?message from|feedback loop|(user|recipient|subscriber) (has )?complained)`)
 
 // bounceTexts are sentences MTAs write in bounce texts: Postfix, qmail,
 // Exim, Sendmail, Exchange, Gmail, Yahoo, Lotus Notes, Courier, Domino,

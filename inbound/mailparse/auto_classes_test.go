@@ -206,6 +206,39 @@ func TestDelayWarnings(t *testing.T) {
 	})
 }
 
+// Complaint reports that are not in the ARF format, with the reported
+// message attached.
+func TestComplaintWithoutARF(t *testing.T) {
+	reported := "From: Support <support@ticketd.test>\nTo: kim@mail.example\nSubject: Your ticket 4411\nMessage-ID: <t4411@ticketd.test>\n\nWe fixed it.\n"
+	runAutoCases(t, []autoCase{
+		{
+			name: "abuse report with the message attached",
+			raw: mailOf("staff@mail.example", "complaint about message from 192.0.2.1",
+				[]string{"MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="b"`},
+				"--b\nContent-Type: text/plain\n\nThis is an email abuse report for an email message received from IP 192.0.2.1 on Tue, 04 Mar 2025 15:12:00 -0800.\n"+
+					"For more information about this format please see the feedback loop program.\n"+
+					"--b\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n"+reported+"--b--\n"),
+			kind: KindComplaint, recipients: []string{"kim@mail.example"},
+		},
+		{
+			name: "marked as spam, message attached",
+			raw: mailOf("Feedback Loop <fbl@mail.example>", "Spam report",
+				[]string{"MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="b"`},
+				"--b\nContent-Type: text/plain\n\nA user of our service marked the attached message as spam.\n"+
+					"--b\nContent-Type: message/rfc822\n\n"+reported+"--b--\n"),
+			kind: KindComplaint, recipients: []string{"kim@mail.example"},
+		},
+		{
+			name: "a person complaining about a message stays ordinary",
+			raw: mailOf(`Kim Lee <kim@example.com>`, "Complaint about the message I got",
+				[]string{"MIME-Version: 1.0", `Content-Type: multipart/mixed; boundary="b"`},
+				"--b\nContent-Type: text/plain\n\nI want to complain: the attached message was rude and I consider it spam.\n"+
+					"--b\nContent-Type: message/rfc822\n\n"+reported+"--b--\n"),
+			kind: KindNone,
+		},
+	})
+}
+
 // Rejections and loop notices of mailing-list software, which carry no
 // standard header.
 func TestListSoftwareNotices(t *testing.T) {
