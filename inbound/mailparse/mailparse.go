@@ -78,6 +78,11 @@ type Auto struct {
 	Kind       Kind
 	Reason     string   // which header or rule decided, in words
 	Recipients []string // the addresses a bounce or DSN reports on
+	// Notice says why the mail reads as a machine's notice that nobody
+	// answers (a no-reply sender, a text saying replies are not read),
+	// "" when it does not. Such a notice that answers a mail of ticketd
+	// is an auto-reply, which only intake, knowing its own mails, can tell.
+	Notice string
 }
 
 // Command is one moderator command from the top of a reply.
