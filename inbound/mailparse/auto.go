@@ -669,6 +669,7 @@ func bounceRecipients(p *parser, h header) []string {
 	var strong, weak []string
 	alias := map[string]string{} // expanded address -> the address the sender used
 	headerIndent := -1           // the indentation of the last field of the returned message's header, -1 after other lines
+	suggested := false           // under a heading of suggested addresses
 	for _, l := range strings.Split(text, "\n") {
 		indent := len(l) - len(strings.TrimLeft(l, " \t"))
 		if quotedHeaderLine.MatchString(l) {
@@ -679,6 +680,18 @@ func bounceRecipients(p *parser, h header) []string {
 			continue // RFC 5322 2.2.3: a folded line of that field
 		}
 		headerIndent = -1
+		if strings.TrimSpace(l) == "" {
+			suggested = false
+		}
+		if suggested {
+			continue
+		}
+		if suggestionHeading.MatchString(l) {
+			// "Possible alternatives:", "Did you mean": addresses the
+			// notice proposes, down to the next blank line.
+			suggested = true
+			continue
+		}
 		if mm := expandedFrom.FindStringSubmatch(l); mm != nil && len(strong) > 0 {
 			// Sendmail: "a@b" then "(expanded from: c@d)": c@d is the
 			// address the sender used, a@b what an alias made of it.
@@ -745,6 +758,10 @@ var recipientContext = regexp.MustCompile(`(?i)(rcpt to|recipient|delivered to|d
 // notice repeats in its text ("To: ...", "From: ..."): its addresses are
 // not the failed recipients.
 var quotedHeaderLine = regexp.MustCompile(`(?i)^\s*>?\s*(to|from|cc|bcc|reply-to|sender|subject|date|sent|return-path|message-id|received|delivered-to|errors-to)\s*:`)
+
+// suggestionHeading matches the heading of addresses a notice suggests
+// instead of the one that failed.
+var suggestionHeading = regexp.MustCompile(`(?i)(possible alternatives?|alternative (address(es)?|recipients?)|did you mean|suggested (address(es)?|recipients?)|suggestions?)\W*$`)
 
 // fieldLine matches a line that starts with a label and a colon, as a
 // notice lists the details of a message ("  RCPT TO: a@b").

@@ -311,6 +311,13 @@ func TestBounceFoldedHeaderLine(t *testing.T) {
 			kind: KindBounce, recipients: []string{"kim@example.net"},
 		},
 		{
+			name: "suggested addresses are not recipients",
+			raw: mailOf("Mail Delivery System <postmaster@gw.example.org>", "Undeliverable Mail", nil,
+				"The message that you sent was undeliverable to the following:\n\tann@gw.example.org (user not found)\n\n"+
+					"Possible alternatives:\n\tann.smith@gw.example.org\n\tann.jones@gw.example.org\n"),
+			kind: KindBounce, recipients: []string{"ann@gw.example.org"},
+		},
+		{
 			name: "folded Cc with a tab",
 			raw: mailOf("MAILER-DAEMON@mx.example (Mail Delivery System)", "Undelivered Mail Returned to Sender", nil,
 				"Delivery failed for:\n\n<ana@example.org>: mailbox unavailable\n\nCc: team@example.org,\n\tboss@example.org\n"),
