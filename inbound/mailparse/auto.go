@@ -272,6 +272,12 @@ func classify(p *parser, h header) {
 		return
 	}
 	if v := strings.ToLower(strings.TrimSpace(h.get("Precedence"))); v == "bulk" || v == "list" || v == "junk" {
+		// The vacation programs of old mark their replies so (RFC 3834
+		// 1.2): in reply to a mail, an out-of-office text is one.
+		if (m.InReplyTo != "" || replySubject.MatchString(m.Subject)) && outOfOfficeTexts.MatchString(limitText(m.Reply)) {
+			*a = Auto{Kind: KindAutoReply, Reason: "Precedence: " + v + " and an out-of-office text in reply to a mail"}
+			return
+		}
 		*a = Auto{Kind: KindBulk, Reason: "Precedence: " + v, Notice: notice}
 		return
 	}
@@ -620,8 +626,23 @@ var autoReplySubject = regexp.MustCompile(`(?i)^\s*(` +
 	`odpowiedź automatyczna|automatická odpověď|автоматический ответ|автоответ|` +
 	`otomatik yanıt|αυτόματη απάντηση|自動応答|自动回复|自動回覆|` +
 	`on vacation|vacation (reply|response|notice|message|autoreply)|away from (the )?office|` +
-	`i am (currently )?out of (the )?office|(i'?m|i am) on (vacation|holiday|annual leave)` +
+	`i am (currently )?out of (the )?office|(i'?m|i am) on (vacation|holiday|annual leave)|` +
+	`absence notification|abwesenheitsbenachrichtigung|außer haus|ausser haus|nicht im büro|message d'absence|` +
+	`mensaje de ausencia|fuera de oficina|messaggio di assenza|fuori sede|fora do escritório|afwezigheidsbericht` +
 	`)`)
+
+// outOfOfficeTexts start the text of vacation and out-of-office replies,
+// in the languages mail clients write them.
+var outOfOfficeTexts = regexp.MustCompile(`(?im)^[\s*_>-]*(thank you for your (e-?mail|message)[.,!]?\s+)?(` +
+	`i('m| am)( currently)? (out of (the )?office|away|on (vacation|holiday|leave|annual leave|parental leave|sick leave))|` +
+	`i will be (out of (the )?office|away|on (vacation|holiday|leave))|` +
+	`ich bin (bis|vom|ab|derzeit|zur zeit|momentan|nicht im büro|abwesend|im urlaub|außer haus)|ich befinde mich (im urlaub|nicht im büro|außer haus)|` +
+	`je (suis|serai) (absente?|en congés?|en vacances|actuellement absente?)|` +
+	`(estoy|estaré) (fuera de la oficina|de vacaciones|ausente)|(sono|sarò) (fuori ufficio|in ferie|assente)|` +
+	`ik ben (afwezig|met vakantie|niet op kantoor|op vakantie)|(estou|estarei) (fora do escritório|de férias|ausente)|` +
+	`jag är (ledig|borta|på semester|inte på kontoret)|jeg er (på ferie|fraværende|ikke på kontoret|bortrejst)|` +
+	`olen (lomalla|poissa)|jestem (na urlopie|poza biurem|nieobecn)|jsem (na dovolené|mimo kancelář)|` +
+	`я (в отпуске|нахожусь в отпуске|буду отсутствовать|отсутствую))`)
 
 // bounceRecipients finds the addresses a bounce that follows no standard
 // is about. Addresses in the places MTAs put failed recipients win: at the

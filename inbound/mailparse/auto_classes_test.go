@@ -398,3 +398,22 @@ func TestAutomaticNotices(t *testing.T) {
 		},
 	})
 }
+
+// Vacation replies that only the Precedence header and their text mark.
+func TestVacationWithPrecedence(t *testing.T) {
+	irt := "In-Reply-To: <ack-4411@ticketd.test>"
+	runAutoCases(t, []autoCase{
+		{name: "english", raw: mailOf("Kim Lee <kim@example.com>", "Re: Ticket 4411", []string{"Precedence: junk", irt},
+			"Thank you for your email. I am currently out of the office until 10 March.\n"), kind: KindAutoReply},
+		{name: "german", raw: mailOf("Jana Berg <jana@example.de>", "Re: Ticket 4411", []string{"Precedence: bulk"},
+			"Ich bin bis zum 10. März nicht im Büro.\n"), kind: KindAutoReply},
+		{name: "spanish", raw: mailOf("Pablo <pablo@example.es>", "Re: Ticket 4411", []string{"Precedence: bulk", irt},
+			"Estoy fuera de la oficina hasta el lunes.\n"), kind: KindAutoReply},
+		{name: "a subject naming an absence, in reply", raw: mailOf("Jana Berg <jana@example.de>", "Abwesenheitsbenachrichtigung: Ticket 4411", nil,
+			"Ich bin im Urlaub.\n"), kind: KindAutoReply},
+		{name: "a list mail about holidays stays bulk", raw: mailOf("News <news@example.com>", "Holiday opening hours", []string{"Precedence: bulk"},
+			"I am on vacation next week, says our CEO, and so is the shop.\n"), kind: KindBulk},
+		{name: "a person's reply saying they are away stays ordinary", raw: mailOf("Kim Lee <kim@example.com>", "Re: Ticket 4411", []string{irt},
+			"I am out of the office until Monday, I will test it then.\n"), kind: KindNone},
+	})
+}
