@@ -185,7 +185,7 @@ func classify(p *parser, h header) {
 	text := (daemon != "" || subj || subjTail || subjAny || returned) && bounceText(m)
 	// Without a mail system's sign, a failure subject and the new part of
 	// the text saying that the sender's message was not delivered.
-	ndr := (subj || subjAny) && !personal && ndrText(m.Reply)
+	ndr := (subj || subjAny) && !personal && ndrText(m.Reply) && !firstPerson.MatchString(limitText(m.Reply))
 	if (daemon != "" && (subj || text)) || (subjTail && text) || (text && returned) || ndr {
 		reason := "bounce: "
 		switch {
@@ -505,6 +505,12 @@ var ndrTexts = regexp.MustCompile(`((your|the|this|following) (message|mail|e-?m
 	`nelze doručit|nemohla být doručena|n'a pas pu être (remis|distribué|délivré)|impossible de remettre|` +
 	`konnte nicht zugestellt werden|kann nicht zugestellt werden|zustellung (ist )?fehlgeschlagen|kunde inte levereras|` +
 	`kunne ikke leveres|ei voitu toimittaa|nem sikerült kézbesíteni|配信できませんでした|送信できませんでした|无法(发送|投递|送达)|無法(傳送|送達))`)
+
+// firstPerson matches the words a person writes about their own mail ("my
+// message", "meine Nachricht", "mon message", "моё письмо"), which
+// notices that speak of "your message" do not use.
+var firstPerson = regexp.MustCompile(`(?i)(^|[^\pL'])(i|i'm|i've|my|me|ich|mein|meine|meinen|meiner|mir|mich|je|j'ai|mon|ma|mes|moi|` +
+	`yo|mis|io|mio|mia|ik|mijn|mij|eu|meu|minha|ja|moja|mój|mnie|я|мой|моё|моя|мне|меня|мій|моє)([^\pL']|$)`)
 
 // ndrText reports whether text says the sender's message was not
 // delivered (ndrTexts).

@@ -167,6 +167,18 @@ func TestBounceLanguagesAndSubjects(t *testing.T) {
 			kind: KindBounce, recipients: []string{"lost@example.net"},
 		},
 		{
+			name: "a person asking in german about their undelivered mail stays ordinary",
+			raw: mailOf(`Jana Berg <jana@example.de>`, "Frage: Nachricht nicht zugestellt", nil,
+				"Hallo,\n\nmeine Nachricht an den Kollegen konnte nicht zugestellt werden. Woran liegt das?\n"),
+			kind: KindNone,
+		},
+		{
+			name: "a person asking in english, in the notice's words, stays ordinary",
+			raw: mailOf(`Kim Lee <kim@example.com>`, "Message not delivered", nil,
+				"Hi,\n\nI keep getting this: your message could not be delivered to lee@example.org. Can you help me?\n"),
+			kind: KindNone,
+		},
+		{
 			name: "a person's subject that mentions a failed delivery stays ordinary",
 			raw:  mailOf(`Kim Lee <kim@example.com>`, "Question about the undeliverable parcel", nil, "Hi,\n\nthe parcel could not be delivered to my address. What now?\n"),
 			kind: KindNone,
