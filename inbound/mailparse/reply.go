@@ -11,10 +11,15 @@ import (
 // and without the signature, and the signature it removed.
 //
 // History is recognised as mail clients write it: "> " quoted lines (RFC
-// 3676 4.5) with the attribution line before them ("On ... wrote:" in many
-// languages, also split over several lines, and attributions followed by
-// unquoted history), Outlook's header blocks (From/Sent/To/Subject,
-// localised), "-----Original Message-----" and underscore separators. A
+// 3676 4.5), also prefixed with initials ("KL> ") or rewrapped so that
+// their continuations lost the ">", with the attribution line before them
+// ("On ... wrote:" in many languages, also split over several lines with
+// blank lines inside, beginning with the date, and attributions followed
+// by unquoted history), Outlook's header blocks (From/Sent/To/Subject,
+// localised, also starting with the date), "-----Original Message-----",
+// underscore separators, and what follows a mobile client's "Sent from
+// my iPhone". An attribution that is the first line, with the answer
+// written below it, is dropped rather than taken for the history. A
 // quote that is answered (new text follows it) stays in the reply, because
 // the answer needs it; its attribution line goes. Quotes with nothing new
 // after them, and a quote above an answer written below it all, are
@@ -34,8 +39,9 @@ func extractReply(text, sender string) (string, string) {
 	if len(lines) > 20000 {
 		lines = lines[:20000]
 	}
-	lines, initials := initialsQuotes(lines)
-	lines = rewrappedQuotes(lines, initials)
+	// Lines read as quoted are given back as written (restore).
+	lines, written := initialsQuotes(lines)
+	lines = rewrappedQuotes(lines, written)
 	lines = dropLeadingAttribution(lines)
 	lines = lines[:historyStart(lines)]
 	lines = dropAttributions(lines)
@@ -43,7 +49,7 @@ func extractReply(text, sender string) (string, string) {
 	body, sig := splitSignature(lines, sender)
 	// A quote between the answer and the signature is history too.
 	body = dropLeadingQuote(dropTrailingQuotes(body))
-	return strings.Join(initials.restore(trimBlank(body)), "\n"), strings.Join(initials.restore(trimBlank(sig)), "\n")
+	return strings.Join(written.restore(trimBlank(body)), "\n"), strings.Join(written.restore(trimBlank(sig)), "\n")
 }
 
 // initialsPrefix matches a quote prefix made of the quoted writer's
