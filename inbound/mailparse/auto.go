@@ -322,6 +322,22 @@ var noticeTexts = regexp.MustCompile(`(?im)^[\s*_>-]*(` +
 	`esta caixa( de correio)? não é monitorada|это (автоматическое|автоматически (созданное|сгенерированное)) (сообщение|письмо)|` +
 	`пожалуйста,? не отвечайте на это|to jest wiadomość (wygenerowana )?automatyczn|prosimy nie odpowiadać)`)
 
+// noticeWords are in every sentence noticeTexts matches: a text without
+// any of them is not read with the whole pattern, which most mail is not.
+var noticeWords = []string{"automat", "автомат", "monitor", "not read", "not attended", "reply", "respond", "répondre",
+	"antworten", "überwacht", "gelesen", "n'est pas", "responda", "conteste", "rispondere", "antwoorden", "reageren",
+	"gecontroleerd", "отвечайте", "odpowiadać", "supervisado"}
+
+func mentionsNotice(t string) bool {
+	low := strings.ToLower(t)
+	for _, w := range noticeWords {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // noticeSign says why a mail reads as a machine's notice that nobody
 // answers, "" when it does not, and whether its text says so.
 func noticeSign(m *Message) (reason string, text bool) {
@@ -341,6 +357,9 @@ func noticeSign(m *Message) (reason string, text bool) {
 	t := m.Reply
 	if len(t) > 4000 {
 		t = t[:4000]
+	}
+	if !mentionsNotice(t) {
+		return reason, false
 	}
 	if loc := noticeTexts.FindStringIndex(t); loc != nil {
 		text = true

@@ -369,7 +369,8 @@ func historyStart(lines []string) int {
 // sender wants read, and a run of sign-offs and contact lines is the
 // signature (splitSignature).
 func deviceLineAbove(lines []string, i int) bool {
-	if !isMobileSig(lines[i]) {
+	// A sign-off stands apart from the text above it.
+	if i == 0 || !isBlank(lines[i-1]) || !isMobileSig(lines[i]) {
 		return false
 	}
 	before := false
@@ -809,7 +810,7 @@ func isAttribution(s string) bool {
 	if endsWithWrote(s) {
 		return strings.Contains(s, "@") || dateish.MatchString(s)
 	}
-	if dateFirst.MatchString(s) {
+	if strings.Contains(s, "@") && dateFirst.MatchString(s) {
 		return true
 	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
@@ -886,7 +887,7 @@ func hasWroteWord(s string) bool {
 func attributionAt(lines []string, i int) int {
 	if !startsAttribution(lines[i]) && !strings.Contains(lines[i], "@") {
 		// A single line can still be "Name <a@b> wrote:".
-		if isAttribution(lines[i]) && endsWithWrote(unframe(lines[i])) {
+		if endsWithWrote(unframe(lines[i])) && isAttribution(lines[i]) {
 			return 1
 		}
 		return 0
