@@ -21,6 +21,7 @@ type parser struct {
 
 	html     string     // the first text/html body part
 	tnefBody content    // the body of a TNEF part (winmail.dat), for a mail without other text
+	rtfBytes int        // rich text decompressed from TNEF parts so far, bounded by maxRTFBytes per mail
 	nested   []*Message // attached messages (message/rfc822)
 	report   report     // what multipart/report parts said
 	topType  string
@@ -716,8 +717,9 @@ func (p *parser) tnef(data []byte) bool {
 	case strings.TrimSpace(t.HTML) != "":
 		html := normalizeNewlines(t.HTML)
 		p.tnefBody = content{text: htmlToText(html, false), html: html, isHTML: true}
-	case len(t.RTF) > 0:
-		rtf, err := decompressRTF(t.RTF)
+	case len(t.RTF) > 0 && p.rtfBytes < maxRTFBytes:
+		rtf, err := decompressRTF(t.RTF, maxRTFBytes-p.rtfBytes)
+		p.rtfBytes += len(rtf)
 		if err != nil {
 			m.problem("winmail.dat: rich-text body: %v", err)
 			break

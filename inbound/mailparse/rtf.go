@@ -21,7 +21,8 @@ const (
 	rtfUncompressed = 0x414C454D // "MELA"
 )
 
-// maxRTFBytes bounds the RTF one compressed body may expand to.
+// maxRTFBytes bounds the RTF the compressed bodies of one mail may expand
+// to.
 const maxRTFBytes = 16 << 20
 
 var errRTF = errors.New("not compressed RTF")
@@ -30,8 +31,8 @@ var errRTF = errors.New("not compressed RTF")
 // 2.2): a header of sizes, type and CRC, then runs of a control byte whose
 // bits, least significant first, say whether each token is a literal byte
 // or a 12-bit offset and 4-bit length into a 4096-byte dictionary. A
-// stream cut short yields what was decompressed.
-func decompressRTF(b []byte) ([]byte, error) {
+// stream cut short yields what was decompressed; at most limit bytes are.
+func decompressRTF(b []byte, limit int) ([]byte, error) {
 	if len(b) < 16 {
 		return nil, errRTF
 	}
@@ -47,13 +48,15 @@ func decompressRTF(b []byte) ([]byte, error) {
 		if uint64(rawSize) < uint64(len(data)) {
 			data = data[:rawSize]
 		}
+		if len(data) > limit {
+			data = data[:max(limit, 0)]
+		}
 		return bytes.Clone(data), nil
 	case rtfCompressed:
 	default:
 		return nil, errRTF
 	}
-	limit := maxRTFBytes
-	if rawSize < maxRTFBytes {
+	if uint64(rawSize) < uint64(limit) {
 		limit = int(rawSize)
 	}
 	var dict [4096]byte

@@ -228,7 +228,7 @@ func TestReadTNEF(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("attachments (-want +got):\n%s", diff)
 	}
-	rtf, err := decompressRTF(tn.RTF)
+	rtf, err := decompressRTF(tn.RTF, maxRTFBytes)
 	if err != nil || string(rtf) != outlookRTF {
 		t.Fatalf("decompressed RTF %q, %v", rtf, err)
 	}
@@ -256,7 +256,7 @@ func TestDecompressRTF(t *testing.T) {
 		{name: "too short", in: []byte("LZFu"), err: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decompressRTF(tc.in)
+			got, err := decompressRTF(tc.in, maxRTFBytes)
 			if (err != nil) != tc.err || string(got) != tc.want {
 				t.Errorf("got %q, %v", got, err)
 			}
@@ -265,8 +265,13 @@ func TestDecompressRTF(t *testing.T) {
 	// The writer of these tests and the reader agree on longer text,
 	// which wraps around the dictionary.
 	long := strings.Repeat("{\\pard Der Drucker druckt nicht. \\par}", 300)
-	if got, err := decompressRTF(compressRTF([]byte(long))); err != nil || string(got) != long {
+	if got, err := decompressRTF(compressRTF([]byte(long)), maxRTFBytes); err != nil || string(got) != long {
 		t.Errorf("round trip of %d bytes: %d bytes, %v", len(long), len(got), err)
+	}
+	// A mail's rich text expands to a bounded size, whatever its header
+	// claims.
+	if got, _ := decompressRTF(compressRTF([]byte(long)), 100); string(got) != long[:100] {
+		t.Errorf("limited to 100 bytes: %d bytes", len(got))
 	}
 }
 
@@ -470,7 +475,7 @@ func FuzzRTF(f *testing.F) {
 	f.Add(compressRTF([]byte("{\\rtf1\\fromhtml1 {\\*\\htmltag64 <p>}\\htmlrtf x\\htmlrtf0 y\\u-4000?}")))
 	f.Add(append([]byte{20, 0, 0, 0, 8, 0, 0, 0, 'M', 'E', 'L', 'A', 0, 0, 0, 0}, "{\\rtf1 \\'e4}"...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rtf, err := decompressRTF(b)
+		rtf, err := decompressRTF(b, maxRTFBytes)
 		if err != nil {
 			rtf = b // read as RTF as it is
 		}
