@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -82,9 +83,12 @@ func TestReprocessUpgradesOldReadings(t *testing.T) {
 	jana := inbound.Source{Kind: "smtp", RemoteAddr: "127.0.0.1:5000", MailFrom: "jana@example.de", RcptTo: []string{support}}
 	open := e.deliver(mails.open, jana)
 	ids := map[string]int64{"open": open.MessageID}
-	for name, raw := range map[string][]byte{"rewrapped": mails.rewrapped, "below": mails.below, "nested": mails.nested,
-		"bounce": mails.bounce, "screenshot": mails.screenshot} {
-		r := e.deliver(raw, jana)
+	for _, m := range []struct {
+		name string
+		raw  []byte
+	}{{"rewrapped", mails.rewrapped}, {"below", mails.below}, {"nested", mails.nested}, {"bounce", mails.bounce}, {"screenshot", mails.screenshot}} {
+		name := m.name
+		r := e.deliver(m.raw, jana)
 		if r.TicketID != open.TicketID || r.Quarantined {
 			t.Fatalf("%s: %+v", name, r)
 		}
@@ -158,9 +162,9 @@ func TestReprocessUpgradesOldReadings(t *testing.T) {
 		t.Errorf("gateway bounce: auto_kind %s", k)
 	}
 	want := []string{
+		"nested printer.log text/plain  false",
 		"open image001.png image/png image001.png@01DB8A2F true",
 		"open invoice 4411.pdf application/pdf  false",
-		"nested printer.log text/plain  false",
 		"screenshot page.png image/png page@example.de true",
 	}
 	if diff := cmp.Diff(want, e.attachmentRows(ids)); diff != "" {
@@ -177,7 +181,7 @@ func TestReprocessUpgradesOldReadings(t *testing.T) {
 }
 
 // attachmentRows lists the attachments of the messages in ids as "name
-// filename type content-id inline", ordered.
+// filename type content-id inline", in the order of the messages' names.
 func (e *env) attachmentRows(ids map[string]int64) []string {
 	e.t.Helper()
 	names := map[int64]string{}
@@ -200,5 +204,6 @@ func (e *env) attachmentRows(ids map[string]int64) []string {
 		}
 		out = append(out, strings.Join([]string{names[id], fn, ct, cid, map[bool]string{true: "true", false: "false"}[inline]}, " "))
 	}
+	sort.Strings(out)
 	return out
 }
