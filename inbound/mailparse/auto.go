@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // report is what the machine-readable parts of a mail said.
@@ -169,7 +170,7 @@ func classify(p *parser, h header) {
 	// Gateways that answer from an ordinary address keep the subject and
 	// append the verdict: "Re: Report : non remis (delivery failed)".
 	subjTail := bounceSubjectTail.MatchString(m.Subject)
-	subjAny := !personal && failureSubject.MatchString(m.Subject)
+	subjAny := !personal && failureSubject.MatchString(subjectHead(m.Subject))
 	returned := (p.report.original != nil || len(p.report.originalHeader) > 0) && !personal
 	// A delay warning says "not delivered" too: it is read first.
 	if !personal && delayNotice(m, daemon) {
@@ -490,13 +491,26 @@ var permanentTexts = regexp.MustCompile(`(permanent|gave up|giving up|will not (
 // a delay subject from a mail system or over a delay text, or a mail
 // system's delay text that does not say it gave up.
 func delayNotice(m *Message, daemon string) bool {
-	subj := delaySubject.MatchString(m.Subject)
+	subj := delaySubject.MatchString(subjectHead(m.Subject))
 	if !subj && daemon == "" {
 		return false
 	}
 	t := strings.ToLower(limitText(m.Text))
 	text := delayTexts.MatchString(t)
 	return (subj && (daemon != "" || text)) || (text && !permanentTexts.MatchString(t) && !bounceSubject.MatchString(m.Subject))
+}
+
+// subjectHead is the start of a subject, where notices put what they are:
+// the patterns that look anywhere in it do not read a subject of 100 KB.
+func subjectHead(s string) string {
+	if len(s) <= 1000 {
+		return s
+	}
+	i := 1000
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 func limitText(t string) string {
@@ -565,7 +579,7 @@ func listNotice(m *Message, daemon string) (Kind, string) {
 	if !list && daemon == "" {
 		return "", ""
 	}
-	t := strings.ToLower(limitText(m.Text)) + "\n" + strings.ToLower(m.Subject)
+	t := strings.ToLower(limitText(m.Text)) + "\n" + strings.ToLower(subjectHead(m.Subject))
 	switch {
 	case listHoldTexts.MatchString(t):
 		return KindDeliveryStatus, "a list's post held for moderation"
