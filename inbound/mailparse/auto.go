@@ -330,13 +330,7 @@ var noticeWords = []string{"automat", "автомат", "monitor", "not read", "
 	"gecontroleerd", "отвечайте", "odpowiadać", "supervisado"}
 
 func mentionsNotice(t string) bool {
-	low := strings.ToLower(t)
-	for _, w := range noticeWords {
-		if strings.Contains(low, w) {
-			return true
-		}
-	}
-	return false
+	return mentionsAny(strings.ToLower(t), noticeWords)
 }
 
 // noticeSign says why a mail reads as a machine's notice that nobody
@@ -483,6 +477,19 @@ var delayTexts = regexp.MustCompile(`(has not yet been delivered|has not been de
 	`non è ancora stato (recapitato|consegnato)|nog niet (bezorgd|afgeleverd)|ainda não foi entregue|` +
 	`jeszcze nie (została )?dostarczon|(ещё|еще) не (было )?доставлен|повторн(ая|ые) попытк)`)
 
+// delayWords are in every subject delaySubject matches but "(Delay)".
+var delayWords = []string{"delay", "warning", "verzög", "différée", "retardée", "retrasada", "atrasada", "ritardata",
+	"vertraagde", "opóźnienie", "задержка"}
+
+func mentionsAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // permanentTexts say that a delivery will not be tried again.
 var permanentTexts = regexp.MustCompile(`(permanent|gave up|giving up|will not (be )?retr|no (more|further) (attempts|retries)|` +
 	`endgültig|définitivement|definitivamente|definitivo|постоянн)`)
@@ -491,7 +498,10 @@ var permanentTexts = regexp.MustCompile(`(permanent|gave up|giving up|will not (
 // a delay subject from a mail system or over a delay text, or a mail
 // system's delay text that does not say it gave up.
 func delayNotice(m *Message, daemon string) bool {
-	subj := delaySubject.MatchString(subjectHead(m.Subject))
+	subj := false
+	if head := strings.ToLower(subjectHead(m.Subject)); strings.ContainsAny(head, "()") || mentionsAny(head, delayWords) {
+		subj = delaySubject.MatchString(head)
+	}
 	if !subj && daemon == "" {
 		return false
 	}

@@ -73,6 +73,9 @@ func initialsQuotes(lines []string) ([]string, quotedLines) {
 	nested := map[string]bool{}
 	spaced := map[string]bool{}
 	for i, l := range lines {
+		if j := strings.IndexByte(l, '>'); j < 1 || j > 5 {
+			continue // no initials before a '>' near the start
+		}
 		m := initialsPrefix.FindStringSubmatch(l)
 		if m == nil {
 			continue
@@ -97,6 +100,9 @@ func initialsQuotes(lines []string) ([]string, quotedLines) {
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = l
+		if j := strings.IndexByte(l, '>'); j < 1 || j > 5 {
+			continue
+		}
 		if m := initialsPrefix.FindStringSubmatch(l); m != nil && ok[m[2]] {
 			out[i] = ">" + l[len(m[1])+len(m[2])+1:]
 			if _, seen := orig[out[i]]; !seen {
@@ -956,7 +962,7 @@ func isMobileSig(l string) bool {
 }
 
 var mobileSigWords = []string{"sent", "sendt", "envoy", "gesendet", "enviad", "inviato", "verzonden", "verstuurd", "skickat",
-	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信", "mail", "gönderildi",
+	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信", "get ", "download", "gönderildi",
 	"trimis", "στάλθηκε", "发自", "傳自", "來自", "来自", "보냄", "küldve", "odoslané", "poslano", "послано", "надіслано"}
 
 // mobileSig matches the signature lines mobile and web clients add, in
