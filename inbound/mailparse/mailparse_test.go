@@ -578,3 +578,12 @@ func TestNestedBoundaryStartingWithOuter(t *testing.T) {
 		})
 	}
 }
+
+// A display name in an encoded word that says UTF-8 but holds other bytes
+// is still valid UTF-8: its bytes read as windows-1252, as bodies are.
+func TestDisplayNameInvalidUTF8Word(t *testing.T) {
+	m := Parse([]byte("From: =?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte("J\xfcrgen"))+"?= <j@example.de>\nSubject: x\n\nhi\n"), Options{})
+	if m.From.Name != "Jürgen" || m.From.Address != "j@example.de" {
+		t.Errorf("From %+v", m.From)
+	}
+}
