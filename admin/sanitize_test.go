@@ -148,6 +148,12 @@ func TestInlineImagesOnPages(t *testing.T) {
 	if strings.Contains(page.body, "cid:") || !strings.Contains(page.body, `<img alt="gone"`) {
 		t.Error("an image of no kept part keeps its cid: address")
 	}
+	// The text view lists the image with the files, to download.
+	text := c.get("/tickets/" + itoa(res.TicketID))
+	if want := `<a href="` + att + `">chart.png</a> <span class="muted small">image/png, `; !strings.Contains(text.body, want) ||
+		!strings.Contains(text.body, "shown in the message</span>") {
+		t.Errorf("text view does not list the inline image as an inline attachment (want %s)", want)
+	}
 	img := c.get(att)
 	if img.StatusCode != http.StatusOK || img.Header.Get("Content-Type") != "image/png" || img.body != string(png) {
 		t.Errorf("inline image: %d %q, %d bytes", img.StatusCode, img.Header.Get("Content-Type"), len(img.body))

@@ -698,6 +698,36 @@ func TestAutomaticMail(t *testing.T) {
 				return mail{From: "ann@example.com", Subject: "Automatic reply: Your ticket", InReplyTo: irt, Headers: []string{"Auto-Submitted: auto-generated"}}.bytes()
 			},
 			want: want{Kind: "system", AutoKind: "auto-reply"}},
+		{name: "no-reply notice in reply to our mail is a system note", threaded: true,
+			raw: func(irt string) []byte {
+				return mail{From: "Vendor <noreply@vendor.example>", Subject: "Re: Your ticket", InReplyTo: irt,
+					Body: "We have received your message and will answer within 3 days.\r\n"}.bytes()
+			},
+			want: want{Kind: "system", AutoKind: "auto-reply"}},
+		{name: "no-reply newsletter in reply to our mail is a system note", threaded: true,
+			raw: func(irt string) []byte {
+				return mail{From: "News <noreply@news.example>", Subject: "Re: Your ticket", InReplyTo: irt,
+					Headers: []string{"List-Unsubscribe: <https://news.example/u>"}, Body: "Thanks for writing.\r\n"}.bytes()
+			},
+			want: want{Kind: "system", AutoKind: "auto-reply"}},
+		{name: "unmonitored mailbox in reply to our mail is a system note", threaded: true,
+			raw: func(irt string) []byte {
+				return mail{From: "Accounts <accounts@vendor.example>", Subject: "Re: Your ticket", InReplyTo: irt,
+					Body: "This mailbox is not monitored. Please use the portal.\r\n"}.bytes()
+			},
+			want: want{Kind: "system", AutoKind: "auto-reply"}},
+		{name: "no-reply notice in reply to a mail ticketd never sent opens a ticket nobody answers",
+			raw: func(string) []byte {
+				return mail{From: "Vendor <noreply@vendor.example>", Subject: "Re: Your order", InReplyTo: "<order-77@shop.example>",
+					Body: "Your order has shipped.\r\n"}.bytes()
+			},
+			want: want{NewTicket: true, AutoKind: "auto-generated"}},
+		{name: "auto-generated mail naming our mail only in References is a system note", threaded: true,
+			raw: func(irt string) []byte {
+				return mail{From: "alerts@monitor.example", Subject: "RECOVERY: disk", InReplyTo: "<problem-1@monitor.example>", References: irt,
+					Headers: []string{"Auto-Submitted: auto-generated"}}.bytes()
+			},
+			want: want{Kind: "system", AutoKind: "auto-reply"}},
 		{name: "auto-generated alert opens a ticket nobody answers",
 			raw: func(string) []byte {
 				return mail{From: "nagios@monitor.example.com", Subject: "PROBLEM: disk full", Headers: []string{"Auto-Submitted: auto-generated"}}.bytes()

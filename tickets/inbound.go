@@ -492,6 +492,18 @@ func (s *Store) InsertAttachment(ctx context.Context, a Attachment) (int64, erro
 	return id, nil
 }
 
+// SentMessageID reports whether ticketd sent a mail with Message-ID id:
+// an outbound message of a ticket, or a mail of the outbox.
+func (s *Store) SentMessageID(ctx context.Context, id string) (bool, error) {
+	var sent bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE direction = 'outbound' AND message_id = $1)
+		OR EXISTS (SELECT 1 FROM mail_outbox WHERE message_id = $1)`, id).Scan(&sent)
+	if err != nil {
+		return false, fmt.Errorf("look up sent message id: %w", err)
+	}
+	return sent, nil
+}
+
 // LockTicketByMessageIDs finds the ticket of the first of ids (in their
 // order) that ticketd received or sent, like TicketByMessageID, and locks
 // it like TicketForUpdate, in one statement. It returns the id that

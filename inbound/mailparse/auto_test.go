@@ -158,6 +158,14 @@ func TestBounceRecipients(t *testing.T) {
 		{"chinese-notice.eml", []string{"kim@example.cn", "lee@example.cn"}},
 		// A gateway that keeps the subject and appends its verdict.
 		{"verdict-after-subject.eml", []string{"kim@corp.example.com"}},
+		// The styles of Domino, Exim (the returned message's To names
+		// more), Dovecot, Yahoo (a copy below the notice) and Sendmail
+		// (the transcript repeats the address).
+		{"style-lotus.eml", []string{"kim.lee@notes.example.com"}},
+		{"style-exim.eml", []string{"bob@example.net"}},
+		{"style-dovecot.eml", []string{"dan@example.com"}},
+		{"style-yahoo.eml", []string{"eve@yahoo.example"}},
+		{"style-sendmail.eml", []string{"gina@example.edu"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -41,3 +41,16 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseLongSubject: a subject of 128 KB, which the patterns that
+// look anywhere in a subject read only the start of.
+func BenchmarkParseLongSubject(b *testing.B) {
+	raw := []byte("From: Kim <kim@example.com>\nTo: support@ticketd.test\nSubject: " + strings.Repeat("word ", 128<<10/5) +
+		"\n\nThe printer is on fire.\n")
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if m := Parse(raw, Options{}); m.Auto.Kind != KindNone {
+			b.Fatal(m.Auto.Kind)
+		}
+	}
+}

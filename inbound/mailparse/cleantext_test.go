@@ -15,12 +15,12 @@ func TestCleanTextShortcut(t *testing.T) {
 		s = strings.Map(textRune, normalizeNewlines(s))
 		lines := strings.Split(s, "\n")
 		for i, l := range lines {
-			lines[i] = strings.TrimRight(l, " \t")
+			lines[i] = strings.TrimRightFunc(l, isTrailingBlank)
 		}
 		return strings.Trim(strings.Join(lines, "\n"), "\n")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	const chars = "ab \t\n\r\x00\u00a0\ufeffé"
+	const chars = "ab \t\n\r\x00\u00a0\ufeffé\u200b\u200d\u2800👨"
 	for i := range 5000 {
 		var b strings.Builder
 		for range r.IntN(30) {

@@ -394,6 +394,11 @@ func parseAddressList(v, fallback string, m *Message) []Address {
 			if strings.Contains(name, "=?") {
 				name = decodeWords(name, m)
 			}
+			if !utf8.ValidString(name) {
+				// An encoded word that says UTF-8 and is not (RFC 2047
+				// 6.3 leaves it to the reader): byte by byte, as bodies.
+				name = mixedUTF8([]byte(name))
+			}
 			out = append(out, Address{Name: cleanControl(strings.TrimSpace(name)), Address: normAddr(a.Address)})
 		}
 		return out

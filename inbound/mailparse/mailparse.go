@@ -26,17 +26,17 @@ type Address struct {
 	Address string `json:"address"`
 }
 
-// Attachment is one non-text MIME part: a file, an inline image or an
-// attached message.
+// Attachment is one file of a mail: a non-text MIME part, an image shown
+// in the body, an attached message, or a file inside Outlook's TNEF.
 type Attachment struct {
 	Filename    string
 	ContentType string
 	ContentID   string // without <>
-	Inline      bool
-	// InBody marks an image, audio or video part that mail readers show
-	// in the body where it stands, not in the list of attachments (RFC
-	// 8621 4.1.4): it is kept like any file but not listed as one.
-	InBody bool
+	// Inline marks a part shown where it stands in the body rather than
+	// offered as a file (RFC 2183 2.1): a pasted screenshot, an image the
+	// HTML refers to by Content-ID. It is listed all the same, so that
+	// staff can download it.
+	Inline bool
 	Size   int64
 	SHA256 string // hex of the decoded content
 	Data   []byte // nil when Size is over Options.MaxAttachmentBytes
@@ -78,6 +78,11 @@ type Auto struct {
 	Kind       Kind
 	Reason     string   // which header or rule decided, in words
 	Recipients []string // the addresses a bounce or DSN reports on
+	// Notice says why the mail reads as a machine's notice that nobody
+	// answers (a no-reply sender, a text saying replies are not read),
+	// "" when it does not. Such a notice that answers a mail of ticketd
+	// is an auto-reply, which only intake, knowing its own mails, can tell.
+	Notice string
 }
 
 // Command is one moderator command from the top of a reply.

@@ -394,24 +394,25 @@ func TestParseBody(t *testing.T) {
 }
 
 // TestAttachmentList checks, on the samples in testdata/parts, which parts
-// are listed as attachments the way mail readers list them (RFC 8621
-// 4.1.4), which media is kept but shown in the body, and the text.
+// are attachments (RFC 8621 4.1.4), which of them are shown in the body
+// where they stand (listed with inline set, so that staff can download a
+// pasted screenshot), and the text.
 func TestAttachmentList(t *testing.T) {
 	tests := []struct {
 		file   string
-		listed []string // content types in Summary().Attachments
-		inBody []string // content types kept with InBody
+		listed []string // content type and "inline" of Summary().Attachments
 		text   string
 	}{
 		// An image in a mixed multipart is shown where it stands.
-		{file: "mixed-inline-image.eml", inBody: []string{"image/png"}, text: "The error looks like this:\n\nIt appears after login."},
+		{file: "mixed-inline-image.eml", listed: []string{"image/png inline"}, text: "The error looks like this:\n\nIt appears after login."},
 		// In multipart/related only the root is body; the image it
-		// refers to by Content-ID is an attachment.
-		{file: "related-cid-image.eml", listed: []string{"image/png"}, text: "The chart is below."},
+		// refers to by Content-ID is shown by the HTML.
+		{file: "related-cid-image.eml", listed: []string{"image/png inline"}, text: "The chart is below."},
 		// A named text part after the first is a file, even marked inline.
-		{file: "mixed-named-text-inline.eml", listed: []string{"text/plain"}, text: "The log is attached."},
-		// Media inside an alternative is offered as an attachment.
-		{file: "alternative-image.eml", listed: []string{"image/jpeg"}, text: "A photo of the broken cable."},
+		{file: "mixed-named-text-inline.eml", listed: []string{"text/plain inline"}, text: "The log is attached."},
+		// Media inside an alternative is offered as an attachment; this
+		// one is marked inline.
+		{file: "alternative-image.eml", listed: []string{"image/jpeg inline"}, text: "A photo of the broken cable."},
 		// The first text part is the body even with a name.
 		{file: "first-text-with-name.eml", listed: []string{"application/pdf"}, text: "My notes on the outage."},
 		// An attached message is an attachment, inline or not.
@@ -424,19 +425,21 @@ func TestAttachmentList(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := Parse(raw, Options{})
-			var listed, inBody []string
+			var listed []string
 			for _, a := range m.Summary().Attachments {
-				listed = append(listed, a.ContentType)
-			}
-			for _, a := range m.Attachments {
-				if a.InBody {
-					inBody = append(inBody, a.ContentType)
+				s := a.ContentType
+				if a.Inline {
+					s += " inline"
 				}
+				listed = append(listed, s)
 			}
-			got := []any{listed, inBody, m.Text}
-			want := []any{tt.listed, tt.inBody, tt.text}
+			if len(m.Summary().Attachments) != len(m.Attachments) {
+				t.Errorf("%d attachments listed of %d", len(m.Summary().Attachments), len(m.Attachments))
+			}
+			got := []any{listed, m.Text}
+			want := []any{tt.listed, tt.text}
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("[listed inBody text] mismatch (-want +got):\n%s", diff)
+				t.Errorf("[listed text] mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -541,5 +544,46 @@ func TestHTMLFormattingElementsStayCheap(t *testing.T) {
 	alloc := after.TotalAlloc - before.TotalAlloc
 	if alloc > 200<<20 {
 		t.Errorf("%d bytes of HTML allocated %d MB", len(src), alloc>>20)
+	}
+}
+
+// TestNestedBoundaryStartingWithOuter: RFC 2046 5.1.1 lets a nested
+// multipart's boundary begin with the outer one's text. Its delimiter
+// lines ("--outer--inner", "--outer-2") are not the outer close
+// delimiter, which is "--outer--" followed only by white space: the outer
+// parts after the nested multipart are still read.
+func TestNestedBoundaryStartingWithOuter(t *testing.T) {
+	for _, inner := range []string{"==b--alt", "==b-2", "==b_alt"} {
+		t.Run(inner, func(t *testing.T) {
+			raw := "From: Kim <kim@example.com>\nTo: support@ticketd.test\nSubject: Logs\nMIME-Version: 1.0\n" +
+				"Content-Type: multipart/mixed; boundary=\"==b\"\n\n" +
+				"--==b\nContent-Type: multipart/alternative; boundary=\"" + inner + "\"\n\n" +
+				"--" + inner + "\nContent-Type: text/plain\n\nThe logs are attached.\n" +
+				"--" + inner + "\nContent-Type: text/html\n\n<p>The logs are attached.</p>\n" +
+				"--" + inner + "--\n" +
+				"--==b\nContent-Type: text/plain; name=app.log\nContent-Disposition: attachment; filename=app.log\n\nerror 42\n" +
+				"--==b--  \n"
+			m := Parse([]byte(raw), Options{})
+			if m.Text != "The logs are attached." {
+				t.Errorf("text %q", m.Text)
+			}
+			if len(m.Attachments) != 1 || m.Attachments[0].Filename != "app.log" || string(m.Attachments[0].Data) != "error 42" {
+				t.Errorf("attachments %+v", m.Attachments)
+			}
+			for _, p := range m.Problems {
+				if strings.Contains(p, "closing boundary missing") {
+					t.Errorf("problem %q", p)
+				}
+			}
+		})
+	}
+}
+
+// A display name in an encoded word that says UTF-8 but holds other bytes
+// is still valid UTF-8: its bytes read as windows-1252, as bodies are.
+func TestDisplayNameInvalidUTF8Word(t *testing.T) {
+	m := Parse([]byte("From: =?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte("J\xfcrgen"))+"?= <j@example.de>\nSubject: x\n\nhi\n"), Options{})
+	if m.From.Name != "Jürgen" || m.From.Address != "j@example.de" {
+		t.Errorf("From %+v", m.From)
 	}
 }

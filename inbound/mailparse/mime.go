@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -18,6 +20,8 @@ type parser struct {
 	mdepth int // multipart nesting
 
 	html     string     // the first text/html body part
+	tnefBody content    // the body of a TNEF part (winmail.dat), for a mail without other text
+	rtfBytes int        // rich text decompressed from TNEF parts so far, bounded by maxRTFBytes per mail
 	nested   []*Message // attached messages (message/rfc822)
 	report   report     // what multipart/report parts said
 	topType  string
@@ -75,6 +79,12 @@ func (p *parser) parse(raw []byte) {
 	p.charset = p.topParam["charset"]
 	p.headers(h)
 	c := p.entity(h, body, partPos{})
+	if strings.TrimSpace(c.text) == "" && strings.TrimSpace(p.tnefBody.text) != "" {
+		c = p.tnefBody
+		if p.html == "" {
+			p.html = c.html
+		}
+	}
 	m.Text = cleanText(c.text)
 	m.HTML = p.html
 	if strings.TrimSpace(m.Text) == "" {
@@ -92,13 +102,13 @@ func (p *parser) parse(raw []byte) {
 			}
 		}
 	}
-	if p.depth == 0 {
-		classify(p, h)
-	}
 	if c.isHTML && c.html != "" {
 		m.Reply, m.Signature = extractReply(htmlToText(c.html, true), m.From.Name)
 	} else {
 		m.Reply, m.Signature = extractReply(m.Text, m.From.Name)
+	}
+	if p.depth == 0 {
+		classify(p, h) // reads the reply: what is quoted is not the sender's
 	}
 	m.finish()
 }
@@ -234,6 +244,9 @@ func (p *parser) entity(h header, body []byte, pos partPos) content {
 		inline = false
 	}
 	data := p.decode(body, cte)
+	if !isText && isTNEF(ct, filename) && p.tnef(data) {
+		return content{}
+	}
 	if !inline || media {
 		p.attachPart(h, data, ct, params, dparams, disp, inline)
 		return content{}
@@ -399,23 +412,48 @@ func splitMultipart(body []byte, boundary string) (multiparts, bool) {
 	if len(starts) == 0 {
 		return res, false
 	}
-	open := -1 // offset where the current part's content starts
-	for _, s := range starts {
-		lineEnd := bytes.IndexByte(body[s:], '\n')
-		var line []byte
-		next := len(body)
-		if lineEnd >= 0 {
-			line = body[s : s+lineEnd]
-			next = s + lineEnd + 1
-		} else {
-			line = body[s:]
+	// RFC 2046 5.1.1: a delimiter line is "--" boundary, and the close
+	// delimiter "--" boundary "--", each followed only by white space. A
+	// nested multipart's boundary may begin with this one's text, so
+	// "--boundary--more" is a line of the nested part, not the close;
+	// only when no real delimiter follows it is it read as a close
+	// delimiter with trailing garbage.
+	const (
+		notDelim = iota
+		delimLine
+		closeLine
+		looseClose
+	)
+	kinds := make([]int, len(starts))
+	lastReal := -1
+	for k, s := range starts {
+		line := body[s:]
+		if lineEnd := bytes.IndexByte(line, '\n'); lineEnd >= 0 {
+			line = line[:lineEnd]
 		}
-		rest := bytes.TrimRight(line[len(delim):], " \t")
-		isClose := bytes.HasPrefix(rest, []byte("--"))
-		if !isClose && len(rest) > 0 {
-			// The boundary is only a prefix of this line: not a delimiter.
+		rest := bytes.TrimRight(line[len(delim):], " \t\r")
+		switch {
+		case len(rest) == 0:
+			kinds[k] = delimLine
+		case string(rest) == "--":
+			kinds[k] = closeLine
+		case bytes.HasPrefix(rest, []byte("--")):
+			kinds[k] = looseClose
+		}
+		if kinds[k] == delimLine || kinds[k] == closeLine {
+			lastReal = k
+		}
+	}
+	open := -1 // offset where the current part's content starts
+	for k, s := range starts {
+		if kinds[k] == notDelim || (kinds[k] == looseClose && k < lastReal) {
 			continue
 		}
+		next := len(body)
+		if lineEnd := bytes.IndexByte(body[s:], '\n'); lineEnd >= 0 {
+			next = s + lineEnd + 1
+		}
+		isClose := kinds[k] != delimLine
 		if open >= 0 {
 			end := s - 1
 			if end < open {
@@ -566,6 +604,7 @@ func (p *parser) messagePart(h header, data []byte, ct string, params, dparams m
 		m.problem("attached message: %s", pr)
 	}
 	p.nested = append(p.nested, sub.msg)
+	p.report.nestedDSN = append(append(p.report.nestedDSN, sub.report.dsn...), sub.report.nestedDSN...)
 	if p.report.original == nil {
 		p.report.original = sub.msg
 		p.report.originalHeader = parseHeader(firstHeaderBlock(normalizeRaw(data, &Message{})), &Message{}, "")
@@ -600,8 +639,20 @@ func (p *parser) attach(h header, data []byte, ct string, params, dparams map[st
 }
 
 // attachPart records a file part; inBody marks media shown in the body
-// where it stands rather than offered as an attachment.
+// where it stands rather than offered as an attachment, which is listed as
+// an inline attachment.
 func (p *parser) attachPart(h header, data []byte, ct string, params, dparams map[string]string, disp string, inBody bool) {
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	cid := strings.TrimSpace(h.get("Content-ID"))
+	cid = strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">")
+	p.addAttachment(name, ct, cid, disp == "inline" || (disp == "" && cid != "") || inBody, data)
+}
+
+// addAttachment records a file, within the Options limits.
+func (p *parser) addAttachment(name, ct, cid string, inline bool, data []byte) {
 	if p.depth > 0 {
 		return // attachments of an attached message stay inside it
 	}
@@ -610,20 +661,13 @@ func (p *parser) attachPart(h header, data []byte, ct string, params, dparams ma
 		m.problem("more than %d attachments: the rest not recorded", p.opt.MaxAttachments)
 		return
 	}
-	name := dparams["filename"]
-	if name == "" {
-		name = params["name"]
-	}
 	name = cleanFilename(name)
-	cid := strings.TrimSpace(h.get("Content-ID"))
-	cid = strings.TrimSuffix(strings.TrimPrefix(cid, "<"), ">")
 	sum := sha256.Sum256(data)
 	a := Attachment{
 		Filename:    name,
 		ContentType: ct,
 		ContentID:   cid,
-		Inline:      disp == "inline" || (disp == "" && cid != "") || inBody,
-		InBody:      inBody,
+		Inline:      inline,
 		Size:        int64(len(data)),
 		SHA256:      hex.EncodeToString(sum[:]),
 	}
@@ -636,6 +680,59 @@ func (p *parser) attachPart(h header, data []byte, ct string, params, dparams ma
 		m.problem("attachment %q is %d bytes, over the limit of %d: content not kept", name, a.Size, p.opt.MaxAttachmentBytes)
 	}
 	m.Attachments = append(m.Attachments, a)
+}
+
+// tnef reads an Outlook TNEF part (winmail.dat, MS-OXTNEF): the files in
+// it are the mail's attachments, and its body is kept for when the mail
+// has no other text. It reports whether it took files out of the part; a
+// part that is no TNEF stream, or holds no file, is kept as the file it
+// is.
+func (p *parser) tnef(data []byte) bool {
+	t, err := readTNEF(data)
+	if err != nil {
+		return false
+	}
+	m := p.msg
+	for _, pr := range t.Problems {
+		m.problem("winmail.dat: %s", pr)
+	}
+	files := 0
+	for _, a := range t.Attachments {
+		if a.Data == nil && a.filename() == "" {
+			continue // rendering data alone, or an OLE object without contents
+		}
+		name := a.filename()
+		if a.Embedded && name != "" && path.Ext(name) == "" {
+			name += ".tnef"
+		}
+		p.addAttachment(name, a.contentType(), a.ContentID, a.Hidden || a.ContentID != "", a.Data)
+		files++
+	}
+	if p.tnefBody.text != "" {
+		return files > 0
+	}
+	switch {
+	case strings.TrimSpace(t.Body) != "":
+		p.tnefBody = content{text: normalizeNewlines(t.Body)}
+	case strings.TrimSpace(t.HTML) != "":
+		html := normalizeNewlines(t.HTML)
+		p.tnefBody = content{text: htmlToText(html, false), html: html, isHTML: true}
+	case len(t.RTF) > 0 && p.rtfBytes < maxRTFBytes:
+		rtf, err := decompressRTF(t.RTF, maxRTFBytes-p.rtfBytes)
+		p.rtfBytes += len(rtf)
+		if err != nil {
+			m.problem("winmail.dat: rich-text body: %v", err)
+			break
+		}
+		text, isHTML := rtfText(rtf)
+		text = normalizeNewlines(text)
+		if isHTML {
+			p.tnefBody = content{text: htmlToText(text, false), html: text, isHTML: true}
+		} else {
+			p.tnefBody = content{text: text}
+		}
+	}
+	return files > 0
 }
 
 // cleanFilename keeps the last path element of a file name and drops
@@ -757,17 +854,51 @@ func textRune(r rune) rune {
 }
 
 // cleanText makes decoded text presentable: LF line breaks, no NUL or
-// other control characters, no trailing white space on lines.
+// other control characters, no trailing white space on lines, nor the
+// invisible characters that trackers and some clients leave there.
 func cleanText(s string) string {
 	s = strings.Map(textRune, normalizeNewlines(s))
-	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") {
+	if !strings.Contains(s, " \n") && !strings.Contains(s, "\t\n") && !invisibleAtLineEnd(s) {
 		// No line but the last ends in blanks, as in most text: trim
 		// without copying a large text.
-		return strings.Trim(strings.TrimRight(s, " \t"), "\n")
+		return strings.Trim(strings.TrimRightFunc(s, isTrailingBlank), "\n")
 	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
+		lines[i] = strings.TrimRightFunc(l, isTrailingBlank)
 	}
 	return strings.Trim(strings.Join(lines, "\n"), "\n")
+}
+
+// isTrailingBlank is white space, or a character that shows nothing and
+// means nothing at the end of a line: zero-width spaces and joiners, word
+// joiners, soft hyphens, direction marks and the other format characters
+// (Unicode category Cf), the combining grapheme joiner, and the blank
+// glyphs (Hangul fillers, the empty Braille pattern) that tracking
+// pixels' text and mass mailers' preheaders are padded with.
+func isTrailingBlank(r rune) bool {
+	switch r {
+	case ' ', '\t', '\u034f', '\u115f', '\u1160', '\u17b4', '\u17b5', '\u2800', '\u3164', '\uffa0':
+		return true
+	}
+	return r >= 0x80 && (unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zs, r) || r == '\u2028' || r == '\u2029')
+}
+
+// invisibleAtLineEnd reports whether a line of s ends in a non-ASCII
+// trailing blank (isTrailingBlank).
+func invisibleAtLineEnd(s string) bool {
+	for {
+		i := strings.IndexByte(s, '\n')
+		line := s
+		if i >= 0 {
+			line = s[:i]
+		}
+		if r, _ := utf8.DecodeLastRuneInString(line); r >= 0x80 && isTrailingBlank(r) {
+			return true
+		}
+		if i < 0 {
+			return false
+		}
+		s = s[i+1:]
+	}
 }

@@ -11,10 +11,15 @@ import (
 // and without the signature, and the signature it removed.
 //
 // History is recognised as mail clients write it: "> " quoted lines (RFC
-// 3676 4.5) with the attribution line before them ("On ... wrote:" in many
-// languages, also split over several lines, and attributions followed by
-// unquoted history), Outlook's header blocks (From/Sent/To/Subject,
-// localised), "-----Original Message-----" and underscore separators. A
+// 3676 4.5), also prefixed with initials ("KL> ") or rewrapped so that
+// their continuations lost the ">", with the attribution line before them
+// ("On ... wrote:" in many languages, also split over several lines with
+// blank lines inside, beginning with the date, and attributions followed
+// by unquoted history), Outlook's header blocks (From/Sent/To/Subject,
+// localised, also starting with the date), "-----Original Message-----",
+// underscore separators, and what follows a mobile client's "Sent from
+// my iPhone". An attribution that is the first line, with the answer
+// written below it, is dropped rather than taken for the history. A
 // quote that is answered (new text follows it) stays in the reply, because
 // the answer needs it; its attribution line goes. Quotes with nothing new
 // after them, and a quote above an answer written below it all, are
@@ -34,13 +39,260 @@ func extractReply(text, sender string) (string, string) {
 	if len(lines) > 20000 {
 		lines = lines[:20000]
 	}
+	// Lines read as quoted are given back as written (restore).
+	lines, written := initialsQuotes(lines)
+	lines = rewrappedQuotes(lines, written)
+	lines = dropLeadingAttribution(lines)
 	lines = lines[:historyStart(lines)]
 	lines = dropAttributions(lines)
 	lines = dropTrailingQuotes(lines)
 	body, sig := splitSignature(lines, sender)
 	// A quote between the answer and the signature is history too.
 	body = dropLeadingQuote(dropTrailingQuotes(body))
-	return strings.Join(trimBlank(body), "\n"), strings.Join(trimBlank(sig), "\n")
+	return strings.Join(written.restore(trimBlank(body)), "\n"), strings.Join(written.restore(trimBlank(sig)), "\n")
+}
+
+// initialsPrefix matches a quote prefix made of the quoted writer's
+// initials, as The Bat!, FidoNet-era and some Usenet clients write it:
+// " KL> text", "SD>> text".
+var initialsPrefix = regexp.MustCompile(`^( {0,2})(\p{Lu}{1,3})>(>|\s|$)`)
+
+// quotedLines maps lines rewritten for reading back to the lines as
+// written.
+type quotedLines map[string]string
+
+// initialsQuotes rewrites quote prefixes made of initials to ">", so that
+// the rules for quotes apply to them; restore gives the lines that stay
+// in the reply back as written. Initials count as a quote prefix under an
+// attribution, or when the same ones start two lines or more after a
+// leading space (the FidoNet form) or nested: a console prompt ("SQL> ")
+// at the end of a mail stays text.
+func initialsQuotes(lines []string) ([]string, quotedLines) {
+	count := map[string]int{}
+	first := map[string]int{}
+	nested := map[string]bool{}
+	spaced := map[string]bool{}
+	for i, l := range lines {
+		if j := strings.IndexByte(l, '>'); j < 1 || j > 5 {
+			continue // no initials before a '>' near the start
+		}
+		m := initialsPrefix.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if count[m[2]] == 0 {
+			first[m[2]] = i
+		}
+		count[m[2]]++
+		nested[m[2]] = nested[m[2]] || m[3] == ">"
+		spaced[m[2]] = spaced[m[2]] || m[1] != ""
+	}
+	ok := map[string]bool{}
+	for in, n := range count {
+		if attributionAbove(lines, first[in]) || n >= 2 && (spaced[in] || nested[in]) {
+			ok[in] = true
+		}
+	}
+	orig := quotedLines{}
+	if len(ok) == 0 {
+		return lines, orig
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l
+		if j := strings.IndexByte(l, '>'); j < 1 || j > 5 {
+			continue
+		}
+		if m := initialsPrefix.FindStringSubmatch(l); m != nil && ok[m[2]] {
+			out[i] = ">" + l[len(m[1])+len(m[2])+1:]
+			if _, seen := orig[out[i]]; !seen {
+				orig[out[i]] = l
+			}
+		}
+	}
+	return out, orig
+}
+
+// rewrappedQuotes finds quoted lines that the sender's client wrapped
+// again after quoting them, so that their continuation lines lost the
+// ">", and quotes those too (restore gives them back as written): else a
+// quote read as answered stays in the reply whole.
+//
+// A run of unquoted lines continues the quoted line above it when that
+// line is about as long as the longest and the run's first word would not have fitted on it
+// within the width the quote was wrapped at (the longest quoted line),
+// every line of the run but the last is about as long, and the run ends
+// at a quoted line, a blank line or the end. The continuation is certain
+// when the quoted line breaks off in mid-sentence (no full stop, question
+// mark or colon at its end, or a small letter after it); at a sentence's
+// end it may be an answer written right below a quoted question, and
+// counts only in a quote where another line certainly was wrapped.
+func rewrappedQuotes(lines []string, orig quotedLines) []string {
+	width := 0
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); quoteDepth(l) > 0 && n <= 120 && n > width {
+			width = n
+		}
+	}
+	// The width is that of a wrapped text only when more than one line
+	// reaches it: a single long quoted line says nothing.
+	full := 0
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n <= width && n >= width-10 {
+			full++
+		}
+	}
+	if width < 60 || full < 2 {
+		return lines
+	}
+	type run struct{ quoted, from, to int } // lines[from:to] continue lines[quoted]
+	var sure, maybe []run
+	for i := 0; i+1 < len(lines); i++ {
+		q := lines[i]
+		qn := utf8.RuneCountInString(q)
+		if quoteDepth(q) == 0 || qn < width-20 || isBlank(unquote(q)) {
+			continue
+		}
+		j := i + 1
+		for j < len(lines) && !isBlank(lines[j]) && quoteDepth(lines[j]) == 0 {
+			j++
+		}
+		if j == i+1 {
+			continue
+		}
+		first := strings.Fields(lines[i+1])[0]
+		if qn+1+utf8.RuneCountInString(first) <= width {
+			continue // the word would have fitted: not wrapped here
+		}
+		ok := true
+		for k := i + 1; k < j; k++ {
+			n := utf8.RuneCountInString(lines[k])
+			if n > width+2 || (k < j-1 && n < width-20) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		r := run{i, i + 1, j}
+		end := strings.TrimRight(unquote(q), " ")
+		c, _ := utf8.DecodeRuneInString(first)
+		if !strings.ContainsAny(end[len(end)-1:], ".?!:;") || unicode.IsLower(c) {
+			sure = append(sure, r)
+		} else {
+			maybe = append(maybe, r)
+		}
+		i = j - 1
+	}
+	if len(sure) == 0 {
+		return lines
+	}
+	out := append([]string(nil), lines...)
+	quote := func(r run) {
+		q := lines[r.quoted]
+		prefix := q[:len(q)-len(strings.TrimLeft(strings.TrimLeft(q, " \t"), "> \t"))]
+		if !strings.HasSuffix(prefix, " ") {
+			prefix += " "
+		}
+		for k := r.from; k < r.to; k++ {
+			out[k] = prefix + lines[k]
+			if _, seen := orig[out[k]]; !seen {
+				orig[out[k]] = lines[k]
+			}
+		}
+	}
+	for _, r := range sure {
+		quote(r)
+	}
+	// A possible continuation counts in a quote with a certain one: the
+	// quoted lines between them, blank quoted lines included, join them.
+	block := make([]int, len(out)) // quote block of each line, 0: none
+	inMaybe := make([]bool, len(out))
+	for _, r := range maybe {
+		for k := r.from; k < r.to; k++ {
+			inMaybe[k] = true
+		}
+	}
+	id := 0
+	for k := range out {
+		switch {
+		case quoteDepth(out[k]) == 0 && !inMaybe[k]:
+		case k > 0 && block[k-1] != 0:
+			block[k] = block[k-1]
+		default:
+			id++
+			block[k] = id
+		}
+	}
+	certain := map[int]bool{}
+	for _, r := range sure {
+		certain[block[r.quoted]] = true
+	}
+	for _, r := range maybe {
+		if certain[block[r.quoted]] {
+			quote(r)
+		}
+	}
+	return out
+}
+
+// attributionAbove reports whether one of the three lines above line i,
+// blank lines aside, is an attribution.
+func attributionAbove(lines []string, i int) bool {
+	seen := 0
+	for j := i - 1; j >= 0 && seen < 3; j-- {
+		if isBlank(lines[j]) {
+			continue
+		}
+		seen++
+		if isAttribution(lines[j]) {
+			return true
+		}
+	}
+	return false
+}
+
+// restore gives lines rewritten by initialsQuotes back as written.
+func (q quotedLines) restore(lines []string) []string {
+	if len(q) == 0 {
+		return lines
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l
+		if o, ok := q[l]; ok {
+			out[i] = o
+		}
+	}
+	return out
+}
+
+// dropLeadingAttribution removes an attribution that is the first thing
+// in the text when the sender wrote below it without quoting: some
+// clients put the attribution at the top and the cursor under it. Taking
+// it for the start of history would leave nothing, the worst reading of a
+// reply. An attribution above a quote (bottom-posting) stays for
+// dropAttributions.
+func dropLeadingAttribution(lines []string) []string {
+	i := 0
+	for i < len(lines) && isBlank(lines[i]) {
+		i++
+	}
+	if i == len(lines) || quoteDepth(lines[i]) > 0 {
+		return lines
+	}
+	n := attributionAt(lines, i)
+	if n == 0 || quotedNext(lines, i+n) {
+		return lines
+	}
+	rest := lines[i+n:]
+	for _, l := range rest {
+		if !isBlank(l) {
+			return rest
+		}
+	}
+	return lines
 }
 
 // quoteDepth counts the leading '>' of a quoted line (RFC 3676 4.5);
@@ -96,6 +348,11 @@ func historyStart(lines []string) int {
 		if headerBlockAt(lines, i) && !forwardAbove(lines, i) {
 			return i
 		}
+		if deviceLineAbove(lines, i) {
+			// "Sent from my iPhone" ends what the sender wrote: what
+			// follows is the mail being answered, copied unquoted.
+			return i + 1
+		}
 		if n := attributionAt(lines, i); n > 0 {
 			next := i + n
 			for next < len(lines) && isBlank(lines[next]) {
@@ -109,6 +366,42 @@ func historyStart(lines []string) int {
 		}
 	}
 	return len(lines)
+}
+
+// deviceLineAbove reports whether line i is a mobile client's sign-off
+// ("Sent from my iPhone") below text of the sender's, with more than a
+// signature after it: a copy of the mail being answered, which some
+// mobile clients put below unquoted. A forward below it is what the
+// sender wants read, and a run of sign-offs and contact lines is the
+// signature (splitSignature).
+func deviceLineAbove(lines []string, i int) bool {
+	// A sign-off stands apart from the text above it.
+	if i == 0 || !isBlank(lines[i-1]) || !isMobileSig(lines[i]) {
+		return false
+	}
+	before := false
+	for _, l := range lines[:i] {
+		if !isBlank(l) {
+			before = true
+			break
+		}
+	}
+	if !before || signatureRun(lines[i+1:]) {
+		return false
+	}
+	seen := 0
+	for _, l := range lines[i+1:] {
+		if isBlank(l) {
+			continue
+		}
+		if forwardMarker.MatchString(l) {
+			return false
+		}
+		if seen++; seen == 5 {
+			break
+		}
+	}
+	return seen > 0
 }
 
 // attributionTop extends an attribution found at line i (n lines) upwards
@@ -145,19 +438,8 @@ func dropAttributions(lines []string) []string {
 		for j > 0 && isBlank(out[j-1]) {
 			j--
 		}
-		for k := 3; k >= 1; k-- {
-			if j-k < 0 {
-				continue
-			}
-			block := out[j-k : j]
-			if anyBlank(block) {
-				continue
-			}
-			joined := strings.Join(trimAll(block), " ")
-			if isAttribution(joined) && (k == 1 || attributionHead(block[0])) {
-				out = out[:j-k]
-				break
-			}
+		if k := attributionBefore(out, j); k >= 0 {
+			out = out[:k]
 		}
 		// Apple Mail quotes its own attribution: "> On ..., Name wrote:".
 		if isAttribution(unquote(lines[i])) && endsWithWrote(unframe(unquote(lines[i]))) {
@@ -169,6 +451,50 @@ func dropAttributions(lines []string) []string {
 		out = append(out, lines[i])
 	}
 	return out
+}
+
+// attributionBefore returns where an attribution ending just before line
+// j of lines starts, -1 when none does: 1 to 3 lines in a row, or up to 4
+// lines with blank lines between them that end with "wrote:" (as
+// attributionAt reads them forwards).
+func attributionBefore(lines []string, j int) int {
+	// With blank lines inside: the last piece ends with the verb, the
+	// first starts like an attribution.
+	if j > 0 && endsWithWrote(unframe(lines[j-1])) {
+		var pieces []string
+		gap := false
+		for s, blanks := j-1, 0; s >= 0 && len(pieces) < 4; s-- {
+			if isBlank(lines[s]) {
+				if blanks++; blanks > 2 {
+					break
+				}
+				gap = true
+				continue
+			}
+			if quoteDepth(lines[s]) > 0 {
+				break
+			}
+			blanks = 0
+			pieces = append([]string{strings.TrimSpace(lines[s])}, pieces...)
+			if gap && startsAttribution(lines[s]) && isAttribution(strings.Join(pieces, " ")) {
+				return s
+			}
+		}
+	}
+	for k := 3; k >= 1; k-- {
+		if j-k < 0 {
+			continue
+		}
+		block := lines[j-k : j]
+		if anyBlank(block) {
+			continue
+		}
+		joined := strings.Join(trimAll(block), " ")
+		if isAttribution(joined) && (k == 1 || attributionHead(block[0])) {
+			return j - k
+		}
+	}
+	return -1
 }
 
 // unquote removes the quote markers of a quoted line.
@@ -316,16 +642,24 @@ func init() {
 	}
 	add("from", "from", "von", "de", "da", "van", "från", "fra", "od", "от", "от кого", "lähettäjä", "feladó",
 		"kimden", "发件人", "寄件者", "差出人", "afzender", "remitente", "expéditeur", "mittente", "nadawca",
-		"odesílatel", "frá", "saatja", "kinden", "gönderen", "de la", "absender")
+		"odesílatel", "frá", "saatja", "kinden", "gönderen", "de la", "absender", "από", "від", "보낸 사람",
+		"보낸사람", "送信者", "寄件人", "afsender", "avsändare", "avsender", "remetente", "pošiljatelj",
+		"siuntėjas", "sūtītājs", "odosielateľ", "من", "מאת", "dari")
 	add("sent", "sent", "gesendet", "envoyé", "envoye", "enviado", "enviada", "inviato", "verzonden", "skickat",
 		"sendt", "wysłano", "wysłane", "отправлено", "lähetetty", "elküldve", "gönderildi", "gönderilme tarihi",
 		"发送时间", "寄件日期", "送信日時", "date", "datum", "fecha", "data", "dato", "päivämäärä", "дата",
-		"日期", "envoyé le", "sent at", "odesláno", "verstuurd")
+		"日期", "envoyé le", "sent at", "odesláno", "verstuurd", "dátum", "ημερομηνία", "στάλθηκε", "tarih",
+		"날짜", "보낸 날짜", "päiväys", "wysłany", "надіслано", "trimis", "datums", "日付", "تاريخ", "תאריך",
+		"tanggal", "enviada em", "enviado em")
 	add("to", "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому", "vastaanottaja", "címzett",
-		"kime", "收件人", "宛先", "destinataire", "destinatario", "komu", "alıcı")
-	add("cc", "cc", "kopie", "copie", "cópia", "kopia", "копия", "抄送", "bcc", "kopio", "másolat")
+		"kime", "收件人", "宛先", "destinataire", "destinatario", "komu", "alıcı", "προς", "către", "catre",
+		"받는 사람", "받는사람", "mottagare", "modtager", "mottaker", "destinatário", "adresát", "إلى", "אל",
+		"kepada", "prejemnik")
+	add("cc", "cc", "kopie", "copie", "cópia", "kopia", "копия", "抄送", "bcc", "kopio", "másolat",
+		"κοιν.", "κοιν", "másolatot kap", "bilgi", "참조", "копія", "kopi", "dw", "副本")
 	add("subject", "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne", "temat",
-		"тема", "aihe", "tárgy", "konu", "主题", "主旨", "件名", "assunto", "sujet", "předmět")
+		"тема", "aihe", "tárgy", "konu", "主题", "主旨", "件名", "assunto", "sujet", "předmět", "θέμα",
+		"subiect", "제목", "predmet", "موضوع", "נושא", "subjek")
 }
 
 // fieldLabel returns the header field a line starts with ("from", "sent",
@@ -347,7 +681,9 @@ func fieldLabel(l string) string {
 // Sent/Date, To, Cc, Subject, allowing wrapped values.
 func headerBlockAt(lines []string, i int) bool {
 	first := fieldLabel(lines[i])
-	if first != "from" && first != "sent" {
+	// Under a separator line any field may come first, as Lotus Notes
+	// starts with To.
+	if first == "" || (first != "from" && first != "sent" && !separatorAbove(lines, i)) {
 		return false
 	}
 	seen := map[string]bool{first: true}
@@ -376,6 +712,17 @@ func headerBlockAt(lines []string, i int) bool {
 		return false
 	}
 	return len(seen) >= 3 || (seen["from"] && seen["subject"] && len(seen) >= 2 && (seen["sent"] || seen["to"]))
+}
+
+// separatorAbove reports whether the line before line i, blank lines
+// aside, is a separator line (isSeparatorLine).
+func separatorAbove(lines []string, i int) bool {
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		if !isBlank(lines[j]) {
+			return isSeparatorLine(lines[j])
+		}
+	}
+	return false
 }
 
 func headerBlockAfter(lines []string, i int) bool {
@@ -469,6 +816,9 @@ func isAttribution(s string) bool {
 	if endsWithWrote(s) {
 		return strings.Contains(s, "@") || dateish.MatchString(s)
 	}
+	if strings.Contains(s, "@") && dateFirst.MatchString(s) {
+		return true
+	}
 	if strings.HasSuffix(s, ":") || strings.HasSuffix(s, "：") {
 		if strings.Contains(s, "@") && dateish.MatchString(s) {
 			return true
@@ -477,6 +827,19 @@ func isAttribution(s string) bool {
 	}
 	return false
 }
+
+// dateFirst matches an attribution that begins with the date and time
+// and ends with the sender's address, with no verb and no colon needed:
+// "2025-03-04 15:12 GMT+01:00 Name <a@b>", "04/03/2025 15:12, a@b",
+// "Tue, 4 Mar 2025 15:12:07 +0100 Name <a@b>". The name before the
+// address is a few capitalised or quoted words, so a log line ("... 15:12
+// connection from a@b") is not one.
+var dateFirst = regexp.MustCompile(`^(\pL{2,12}\.?,?\s+)?` +
+	`(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}\.?\s+\pL{3,12}\.?\s+\d{4}|\pL{3,12}\.?\s+\d{1,2},?\s+\d{4})` +
+	`(,|\s)\s*(\pL{1,5}\.?\s+)?\d{1,2}[:.]\d{2}([:.]\d{2})?(\s*([AaPp]\.?[Mm]\.?))?` +
+	`(\s*\(?((GMT|UTC)\s*)?[+-]\d{1,2}(:?\d{2})?\)?|\s+[A-Z]{2,5})?` +
+	`\s*,?\s*(("[^"]{1,60}"|'[^']{1,60}'|\p{Lu}[\pL.'-]*(\s+\p{Lu}[\pL.'-]*){0,4})\s*,?\s*)?` +
+	`(<[^\s<>@]+@[^\s<>@]+>|\(?[^\s<>@()]+@[^\s<>@()]+\.[^\s<>@()]+\)?)\s*:?$`)
 
 // standaloneAttribution reports whether s is an attribution even when no
 // quoted line follows it: clients that do not quote put the earlier
@@ -522,31 +885,54 @@ func hasWroteWord(s string) bool {
 	return false
 }
 
-// attributionAt returns how many lines (1 to 3) starting at i form an
-// attribution, 0 when they do not.
+// attributionAt returns how many lines starting at i form an attribution,
+// 0 when they do not: 1 to 3 lines in a row, or up to 4 lines with blank
+// lines between them, as clients that wrap the attribution and mail
+// programs that double line breaks write it; an attribution with blank
+// lines inside must end with "wrote:" or its translation.
 func attributionAt(lines []string, i int) int {
 	if !startsAttribution(lines[i]) && !strings.Contains(lines[i], "@") {
 		// A single line can still be "Name <a@b> wrote:".
-		if isAttribution(lines[i]) && endsWithWrote(unframe(lines[i])) {
+		if endsWithWrote(unframe(lines[i])) && isAttribution(lines[i]) {
 			return 1
 		}
 		return 0
 	}
 	joined := ""
-	for k := 0; k < 3 && i+k < len(lines); k++ {
-		if isBlank(lines[i+k]) || quoteDepth(lines[i+k]) > 0 {
+	pieces, blanks := 0, 0
+	for j := i; j < len(lines) && pieces < 4; j++ {
+		if isBlank(lines[j]) {
+			if blanks++; blanks > 2 {
+				break
+			}
+			continue
+		}
+		if quoteDepth(lines[j]) > 0 {
 			break
 		}
-		if k == 0 {
+		gap := blanks > 0
+		if gap && j-i > pieces+2 {
+			break // more than one run of blank lines
+		}
+		blanks = 0
+		pieces++
+		if pieces == 1 {
 			joined = strings.TrimSpace(lines[i])
 		} else {
-			joined += " " + strings.TrimSpace(lines[i+k])
+			joined += " " + strings.TrimSpace(lines[j])
 		}
 		if !isAttribution(joined) {
 			continue
 		}
-		if endsWithWrote(unframe(joined)) || quotedNext(lines, i+k+1) || standaloneAttribution(joined) {
-			return k + 1
+		wrote := endsWithWrote(unframe(joined))
+		if j+1-i > pieces { // blank lines inside
+			if wrote {
+				return j + 1 - i
+			}
+			continue
+		}
+		if pieces <= 3 && (wrote || quotedNext(lines, j+1) || standaloneAttribution(joined)) {
+			return j + 1 - i
 		}
 	}
 	return 0
@@ -576,14 +962,22 @@ func isMobileSig(l string) bool {
 }
 
 var mobileSigWords = []string{"sent", "sendt", "envoy", "gesendet", "enviad", "inviato", "verzonden", "verstuurd", "skickat",
-	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信"}
+	"lähetetty", "wysłane", "odesláno", "отправлено", "outlook", "from my", "傳送", "发送", "送信", "get ", "download", "gönderildi",
+	"trimis", "στάλθηκε", "发自", "傳自", "來自", "来自", "보냄", "küldve", "odoslané", "poslano", "послано", "надіслано"}
 
 // mobileSig matches the signature lines mobile and web clients add, in
-// several languages, with the link some of them append.
+// several languages, with the link some of them append and the excuse for
+// brevity some people add. The forms: a "sent" verb, a preposition and
+// the device or app ("Sent from my iPhone", "Envoyé depuis mon
+// smartphone Samsung Galaxy"); the device first and the verb last
+// ("Von meinem iPhone gesendet", "iPhone'umdan gönderildi",
+// "iPhoneから送信"); and the app stores' "Get Outlook for iOS".
 var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
-	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|odesláno|отправлено|sent using|sent via)\s+(from|with|via|using|on|by|de|depuis|von|mit|desde|do|da|dal|vanaf|met|från|fra|z|из|с)\s[^,!?<>()]{1,70}` +
-	`|(get|download|télécharger|telecharger|obtenir|descargar|obtener|scarica|baixe|baixar) outlook (for|pour|para|per|für) [^,]{1,40}` +
-	`|(von|vom) meine[mn]? [^,]{1,40} gesendet` +
+	`(sent|envoyé|envoye|gesendet|enviado|enviada|inviato|verzonden|verstuurd|skickat|sendt|lähetetty|wysłane|wysłano|odesláno|odoslané|poslano|отправлено|послано|надіслано|trimis|στάλθηκε|sent using|sent via)\s+` +
+	`(from|with|via|using|on|by|de|depuis|à partir de|a partir de|à partir d’|von|mit|mit der|desde|do|da|dal|dalla|vanaf|met|från|fra|z|ze|iz|из|с|со|з|de pe|din|cu|από|από το)\s[^,!?<>()]{1,70}` +
+	`|(get|download|télécharger|telecharger|obtenir|descargar|obtener|scarica|baixe|baixar|obter|holen sie sich|hol dir)( o| la| el)? (outlook|bluemail|blue mail|spark|aqua mail|\S*mail) (for|pour|para|per|für|voor|dla|pro|för|til) [^,]{1,40}` +
+	`|(outlook|bluemail) (für|voor|for|pour|para|per) \S+( \S+)? (herunterladen|downloaden|baixar|scaricare|télécharger)` +
+	`|(von|vom) meine[mn]?r? [^,]{1,40} gesendet` +
 	`|diese nachricht wurde von meinem [^,]{1,60} gesendet` +
 	`|envoyé de mon [^,]{1,40}` +
 	`|enviado (desde|do|de) (mi|meu|o meu) [^,]{1,40}` +
@@ -591,9 +985,12 @@ var mobileSig = regexp.MustCompile(`(?i)^\s*[(<]*\s*(` +
 	`|verzonden (vanaf|met) (mijn )?[^,]{1,40}` +
 	`|skickat från (min )?[^,]{1,40}` +
 	`|sendt fra (min )?[^,]{1,40}` +
+	`|lähetetty \S+(sta|stä|lta|ltä)( \S+)?` +
+	`|\S+(dan|den|tan|ten) gönderildi` +
+	`|\S+(ról|ről) küldve` +
 	`|from my (iphone|ipad|ipod|android|blackberry|mobile|phone|samsung|galaxy|smartphone)[^,]{0,30}` +
-	`|從我的 ?\S+ ?傳送|从我的 ?\S+ ?发送|\S+から送信` +
-	`)[.!]?\s*(\S*(https?://|www\.)\S*)?[)>]*\s*$`)
+	`|從我的 ?\S+ ?傳送|从我的 ?\S+ ?发送|\S+から送信|(发自|傳自|來自|来自|发送自)我的 ?\S+( \S+)?|(내 )?\S+에서 보냄` +
+	`)(, an? [^,]{1,50})?([.!]|[,.;]?\s*(please )?(excuse|pardon|forgive) [^.]{1,40}\.?)?\s*(\S*(https?://|www\.)\S*)?[)>]*\s*$`)
 
 var (
 	emailLike   = regexp.MustCompile(`[^\s@<>()]+@[^\s@<>()]+\.[a-zA-Z]{2,}`)

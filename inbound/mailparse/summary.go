@@ -21,7 +21,7 @@ type Inspection struct {
 	Text        string                 `json:"text"`
 	Reply       string                 `json:"reply"`
 	Signature   string                 `json:"signature"`
-	Attachments []InspectionAttachment `json:"attachments"` // as mail readers list them; media shown in the body is not listed
+	Attachments []InspectionAttachment `json:"attachments"` // every file, media shown in the body too (Inline)
 	Auto        InspectionAuto         `json:"auto"`
 	Commands    []InspectionCommand    `json:"commands"`
 }
@@ -32,6 +32,7 @@ type InspectionAttachment struct {
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
+	Inline      bool   `json:"inline"` // shown in the body where it stands
 }
 
 // InspectionAuto is the automatic-mail verdict.
@@ -75,10 +76,8 @@ func (m *Message) Summary() Inspection {
 		in.Date = m.Date.Format(time.RFC3339)
 	}
 	for _, a := range m.Attachments {
-		if a.InBody {
-			continue
-		}
-		in.Attachments = append(in.Attachments, InspectionAttachment{Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256})
+		in.Attachments = append(in.Attachments, InspectionAttachment{Filename: a.Filename, ContentType: a.ContentType,
+			Size: a.Size, SHA256: a.SHA256, Inline: a.Inline})
 	}
 	for _, c := range m.Commands {
 		in.Commands = append(in.Commands, InspectionCommand{Name: c.Name, Value: c.Value})
